@@ -1,0 +1,414 @@
+"""`freshflow`: validate, plan and run codefresh.yml pipelines on Prefect.
+
+Every error a user can cause ends as one clear message and an exit code per
+failure domain (see `flows.errors`); a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.errors import FreshflowError, IntegrationError, PipelineFileError, Problem
+from flows.integrations import Catalog
+
+app = typer.Typer(
+    name="freshflow",
+    help="Run Codefresh pipelines (codefresh.yml) as Prefect flows.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+registry_app = typer.Typer(
+    help="Manage registry integrations (Prefect blocks).", no_args_is_help=True
+)
+app.add_typer(registry_app, name="registry")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+FileArg = Annotated[Path, typer.Argument(help="The pipeline file (codefresh.yml).")]
+VarOpt = Annotated[
+    list[str] | None,
+    typer.Option("--var", help="Pipeline variable NAME=value; repeatable."),
+]
+BranchOpt = Annotated[
+    str | None,
+    typer.Option(help="Branch to report as CF_BRANCH (default: the checkout's)."),
+]
+RevisionOpt = Annotated[
+    str | None,
+    typer.Option(help="Commit to report as CF_REVISION (default: the checkout's)."),
+]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unsupported",
+        help="Skip unsupported steps and keys instead of refusing the pipeline.",
+    ),
+]
+
+
+def _fail(error: FreshflowError) -> NoReturn:
+    if isinstance(error, PipelineFileError):
+        for problem in [*error.problems, *error.warnings]:
+            err.print(str(problem), markup=False)
+    else:
+        err.print(f"error: {error}", markup=False)
+    raise typer.Exit(error.exit_code)
+
+
+def _catalog(required: bool) -> Catalog | None:
+    """The registry integrations, or None (with a warning) when unreachable."""
+    try:
+        from blocks.store import catalog
+
+        return catalog()
+    except FreshflowError:
+        raise
+    except Exception as exc:
+        if required:
+            msg = f"cannot read registry integrations from Prefect: {exc}"
+            raise IntegrationError(msg) from None
+        err.print(
+            f"warning: registry integrations not checked (Prefect unreachable: {exc})",
+            markup=False,
+        )
+        return None
+
+
+def _load_checked(file: Path, skip_unsupported: bool, catalog: Catalog | None):  # type: ignore[no-untyped-def]
+    from flows.loader import load_pipeline
+    from flows.validation import check
+
+    pipeline, source = load_pipeline(file)
+    problems: list[Problem] = check(
+        pipeline, source, catalog or Catalog(), skip_unsupported=skip_unsupported
+    )
+    if catalog is None:
+        problems = [p for p in problems if "integration" not in p.message]
+    if any(p.severity == "error" for p in problems):
+        raise PipelineFileError(problems)
+    for warning in problems:
+        err.print(str(warning), markup=False)
+    return pipeline, source
+
+
+@app.command()
+def validate(file: FileArg, skip_unsupported: SkipOpt = False) -> None:
+    """Check a pipeline file; print FILE:LINE:COL: message for every problem."""
+    try:
+        _load_checked(file, skip_unsupported, _catalog(required=False))
+    except FreshflowError as exc:
+        _fail(exc)
+    out.print(f"{file}: valid", markup=False)
+
+
+@app.command()
+def plan(
+    file: FileArg,
+    var: VarOpt = None,
+    branch: BranchOpt = None,
+    revision: RevisionOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the plan as JSON.")
+    ] = False,
+    skip_unsupported: SkipOpt = False,
+) -> None:
+    """Show what would run, without touching the engine or a registry."""
+    from flows.preview import preview
+
+    try:
+        catalog = _catalog(required=False) or Catalog()
+        pipeline, _ = _load_checked(file, skip_unsupported, catalog)
+        document = preview(pipeline, file, catalog, _variables(var), branch, revision)
+    except FreshflowError as exc:
+        _fail(exc)
+    if as_json:
+        out.print(json.dumps(document, indent=2), markup=False)
+        return
+    _print_plan(document)
+
+
+def _print_plan(document: dict[str, object]) -> None:
+    table = Table(
+        "step", "stage", "type", "what", "options", title=f"plan of {document['file']}"
+    )
+    steps = document["steps"]
+    assert isinstance(steps, dict)
+    for name, step in steps.items():
+        what = (
+            step.get("reason")
+            and f"skipped: {step['reason']}"
+            or "\n".join(step.get("pushes", []) or step.get("builds", []))
+        )
+        indent = "  " if step.get("parent") else ""
+        table.add_row(
+            indent + name,
+            step["stage"],
+            step["type"],
+            what or "",
+            step.get("options", ""),
+        )
+    out.print(table)
+
+
+def _variables(var: list[str] | None) -> dict[str, str]:
+    from flows.variables import parse_assignments
+
+    try:
+        return parse_assignments(var or [])
+    except ValueError as exc:
+        raise PipelineFileError([Problem(str(exc))]) from None
+
+
+@app.command()
+def run(
+    file: FileArg,
+    var: VarOpt = None,
+    branch: BranchOpt = None,
+    revision: RevisionOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the build report as JSON on stdout.")
+    ] = False,
+    skip_unsupported: SkipOpt = False,
+) -> None:
+    """Run the pipeline as a Prefect flow run; exit 0 on success, 1 on failure."""
+    try:
+        variables = _variables(var)
+        _load_checked(file, skip_unsupported, _catalog(required=True))
+    except FreshflowError as exc:
+        _fail(exc)
+    from flows.pipeline import run_pipeline
+
+    state = run_pipeline(
+        str(file.resolve()),
+        variables,
+        branch,
+        revision,
+        None,
+        skip_unsupported,
+        return_state=True,
+    )
+    report = state.result(raise_on_failure=False)
+    if not isinstance(report, dict):
+        err.print(f"error: the pipeline did not run: {state.message}", markup=False)
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report["status"] == "success" else 1)
+
+
+def _print_report(report: dict[str, object]) -> None:
+    table = Table("step", "result", "pushed / reason", title=str(report["message"]))
+    steps = report["steps"]
+    assert isinstance(steps, dict)
+    for name, step in steps.items():
+        detail = "\n".join(step.get("pushed", [])) or step.get("reason", "") or ""
+        table.add_row(name, step["result"], detail)
+    out.print(table)
+
+
+@registry_app.command("add")
+def registry_add(
+    name: Annotated[
+        str,
+        typer.Argument(help="Integration name, used as `registry:` in codefresh.yml."),
+    ],
+    domain: Annotated[
+        str,
+        typer.Option(
+            help="Registry host, e.g. registry.example.com or 127.0.0.1:5000."
+        ),
+    ],
+    username: Annotated[
+        str | None, typer.Option(help="User name for the registry.")
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read the password from standard input."),
+    ] = False,
+    prefix: Annotated[
+        str, typer.Option(help="Repository prefix put before image names.")
+    ] = "",
+    default: Annotated[
+        bool, typer.Option("--default", help="Use when a step names no registry.")
+    ] = False,
+    primary: Annotated[
+        bool,
+        typer.Option("--primary", help="Pull with this one when domains are shared."),
+    ] = False,
+) -> None:
+    """Add (or replace) a Docker registry integration.
+
+    The password comes from stdin (--password-stdin) or the environment
+    variable FRESHFLOW_REGISTRY_PASSWORD, never from the command line.
+    """
+    from pydantic import SecretStr
+
+    from blocks.registry import DockerRegistry
+    from blocks.store import save
+
+    password = _secret(password_stdin, "FRESHFLOW_REGISTRY_PASSWORD")
+    if username and password is None:
+        err.print(
+            "error: --username needs a password: pipe it to --password-stdin or set FRESHFLOW_REGISTRY_PASSWORD",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    block = DockerRegistry(
+        domain=domain,
+        username=username,
+        password=SecretStr(password) if password else None,
+        prefix=prefix,
+        default=default,
+        primary=primary,
+    )
+    try:
+        save(name, block)
+    except FreshflowError as exc:
+        _fail(exc)
+    out.print(f"registry integration {name!r} saved ({domain})", markup=False)
+
+
+@registry_app.command("add-ecr")
+def registry_add_ecr(
+    name: Annotated[
+        str,
+        typer.Argument(help="Integration name, used as `registry:` in codefresh.yml."),
+    ],
+    region: Annotated[str, typer.Option(help="AWS region, e.g. us-east-1.")],
+    account: Annotated[
+        str | None, typer.Option(help="12-digit AWS account ID.")
+    ] = None,
+    access_key_id: Annotated[
+        str | None,
+        typer.Option(help="AWS access key ID (omit to use the worker's AWS chain)."),
+    ] = None,
+    secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--secret-stdin", help="Read the secret access key from standard input."
+        ),
+    ] = False,
+    create_repositories: Annotated[
+        bool,
+        typer.Option(
+            "--create-repositories", help="Create missing repositories on push."
+        ),
+    ] = False,
+    prefix: Annotated[
+        str, typer.Option(help="Repository prefix put before image names.")
+    ] = "",
+    default: Annotated[
+        bool, typer.Option("--default", help="Use when a step names no registry.")
+    ] = False,
+) -> None:
+    """Add (or replace) an Amazon ECR integration.
+
+    The secret key comes from stdin (--secret-stdin) or the environment
+    variable FRESHFLOW_AWS_SECRET_ACCESS_KEY, never from the command line.
+    """
+    from pydantic import SecretStr
+
+    from blocks.registry import EcrRegistry
+    from blocks.store import save
+
+    secret = _secret(secret_stdin, "FRESHFLOW_AWS_SECRET_ACCESS_KEY")
+    if access_key_id and secret is None:
+        err.print(
+            "error: --access-key-id needs the secret key: pipe it to --secret-stdin or set FRESHFLOW_AWS_SECRET_ACCESS_KEY",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    block = EcrRegistry(
+        region=region,
+        account_id=account,
+        access_key_id=access_key_id,
+        secret_access_key=SecretStr(secret) if secret else None,
+        create_repositories=create_repositories,
+        prefix=prefix,
+        default=default,
+    )
+    try:
+        save(name, block)
+    except FreshflowError as exc:
+        _fail(exc)
+    out.print(f"ECR integration {name!r} saved ({block.domain})", markup=False)
+
+
+def _secret(from_stdin: bool, variable: str) -> str | None:
+    if from_stdin:
+        value = sys.stdin.read().rstrip("\r\n")
+        return value or None
+    return os.environ.get(variable) or None
+
+
+@registry_app.command("list")
+def registry_list() -> None:
+    """List the registry integrations (never their secrets)."""
+    from blocks.store import catalog
+
+    table = Table("name", "kind", "domain", "prefix", "default")
+    for info in catalog().integrations:
+        table.add_row(
+            info.name,
+            info.kind,
+            info.domain,
+            info.prefix,
+            "yes" if info.default else "",
+        )
+    out.print(table)
+
+
+@registry_app.command("remove")
+def registry_remove(
+    name: Annotated[str, typer.Argument(help="Integration to delete.")],
+) -> None:
+    """Delete a registry integration."""
+    from blocks.store import remove
+
+    try:
+        remove(name)
+    except FreshflowError as exc:
+        _fail(exc)
+    out.print(f"registry integration {name!r} removed", markup=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of codefresh.yml (for editors)."""
+    from flows.model import Pipeline
+
+    print(json.dumps(Pipeline.model_json_schema(by_alias=True), indent=2))
+
+
+_PREFECT_DEFAULTS = {
+    # The embedded server needs more than Prefect's 20 s on a cold 2-CPU
+    # machine, and has no network to send telemetry to.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+def main() -> None:
+    """Entry point of the `freshflow` command."""
+    for key, value in _PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    try:
+        app()
+    except FreshflowError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        sys.exit(130)

@@ -1,0 +1,68 @@
+"""Keep secrets out of every log record that leaves the process.
+
+Prefect does not mask secrets in logs.  Every secret freshflow handles (a
+registry password, an ECR token, an AWS secret key) is registered here the
+moment it is loaded, and a logging filter on every handler replaces it with
+`***` in the message, its arguments and any exception text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+MASK = "***"
+_MIN_LENGTH = 4  # shorter values would mask ordinary words
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register(secret: str | None) -> None:
+    """Mask `secret` (and its base64 forms' plain value) from now on."""
+    if secret and len(secret) >= _MIN_LENGTH:
+        with _lock:
+            _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `***`."""
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record's message and exception text; never drops records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            message = f"{message}\n{formatted}"
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = redact(message)
+        record.args = None
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install() -> None:
+    """Attach the filter to every handler of the loggers Prefect writes to.
+
+    Prefect configures logging lazily, so this runs at the start of each flow
+    run; a filter on a logger would miss records propagated from children.
+    """
+    names = ["", "prefect", "prefect.flow_runs", "prefect.task_runs", "freshflow"]
+    for name in names:
+        for handler in logging.getLogger(name).handlers:
+            if _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)

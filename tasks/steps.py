@@ -1,0 +1,167 @@
+"""The Prefect tasks that carry out build and push steps.
+
+Each task takes resolved, secret-free inputs (`flows.resolve`), runs against
+the Docker Engine with a deadline, and returns a `StepOutcome`.  Failures are
+raised as `StepError` subclasses whose message is the step's reason.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.runtime import flow_run, task_run
+
+from flows.errors import ImageNotFoundError, RegistryAuthError, StepError
+from flows.report import PushedImage, StepOutcome
+from flows.resolve import BuildSpecInput, PushSpec
+from tasks import engine
+from tasks.credentials import (
+    Target,
+    docker_auth,
+    ensure_ecr_repository,
+    refresh_ecr_target,
+    resolve_target,
+)
+from tasks.pushing import EnginePusher, Pusher
+
+
+def _run_id() -> str:
+    return str(flow_run.get_id() or "local")
+
+
+def _attempt_note() -> str:
+    count = task_run.get_run_count() if task_run.get_id() else 1
+    return f" (attempt {count})" if count > 1 else ""
+
+
+@task(name="push", persist_result=False)
+def push_step(
+    spec: PushSpec, image_id: str | None, timeout: float | None
+) -> StepOutcome:
+    """Push the candidate under every tag of the step; fail on the first error."""
+    logger = get_run_logger()
+    deadline = engine.Deadline(timeout, f"push step {spec.step!r}")
+    api = engine.connect()
+    source = image_id or _local_candidate(api, spec, deadline)
+    logger.info(
+        "pushing %s to %s as %s%s",
+        spec.candidate,
+        spec.destination.describe(),
+        ", ".join(spec.tags),
+        _attempt_note(),
+    )
+    pushed = push_to(api, spec, source, deadline)
+    return StepOutcome(
+        name=spec.step,
+        type="push",
+        result="success",
+        image_id=source,
+        pushed=pushed,
+        exports={
+            "imageId": source,
+            "imageRepoDigest": f"{pushed[0].reference.rsplit(':', 1)[0]}@{pushed[0].digest}",
+            "registry": pushed[0].reference.split("/", 1)[0],
+        },
+    )
+
+
+def push_to(
+    api: object, spec: PushSpec, image_id: str, deadline: engine.Deadline
+) -> list[PushedImage]:
+    """Push `image_id` as the spec says, refreshing an ECR login once on 401."""
+    logger = get_run_logger()
+    run_id = _run_id()
+    target = resolve_target(spec.destination, run_id, spec.step)
+    if spec.destination.kind == "ecr":
+        ensure_ecr_repository(spec.destination, run_id, spec.step, spec.image_path)
+    pusher: Pusher = EnginePusher(api)  # type: ignore[arg-type]
+
+    def report(image: PushedImage) -> None:
+        logger.info("pushed %s@%s", image.reference, image.digest)
+
+    repository = f"{target.host}/{spec.image_path}"
+    try:
+        return pusher.push(
+            image_id, repository, spec.tags, target.auth, deadline, report
+        )
+    except RegistryAuthError as exc:
+        if spec.destination.kind != "ecr":
+            raise
+        done = {p.reference.rsplit(":", 1)[1] for p in exc.pushed}  # type: ignore[attr-defined]
+        logger.info("the registry refused the ECR login; fetching a new token")
+        fresh: Target = refresh_ecr_target(spec.destination, run_id, spec.step)
+        rest = tuple(t for t in spec.tags if t not in done)
+        earlier = list(exc.pushed)  # type: ignore[arg-type]
+        return earlier + pusher.push(
+            image_id, repository, rest, fresh.auth, deadline, report
+        )
+
+
+def _local_candidate(api: object, spec: PushSpec, deadline: engine.Deadline) -> str:
+    found = engine.image_id(api, spec.candidate)  # type: ignore[arg-type]
+    if found is not None:
+        return found
+    auth = None
+    if spec.pull_integration is not None:
+        _, auth = docker_auth(spec.pull_integration)
+    get_run_logger().info(
+        "candidate %s is not in the engine; pulling it", spec.candidate
+    )
+    try:
+        return engine.pull_image(api, spec.candidate, auth, deadline)  # type: ignore[arg-type]
+    except ImageNotFoundError as exc:
+        msg = f"step {spec.step!r}: candidate {spec.candidate!r} does not exist locally and cannot be pulled: {exc}"
+        raise ImageNotFoundError(msg) from None
+
+
+@task(name="build", persist_result=False)
+def build_step(spec: BuildSpecInput, timeout: float | None) -> StepOutcome:
+    """Build the image, tag it, and push it to the integration when asked."""
+    logger = get_run_logger()
+    deadline = engine.Deadline(timeout, f"build step {spec.step!r}")
+    api = engine.connect()
+    local = tuple(f"{spec.image_name}:{t}" for t in spec.tags)
+    logger.info(
+        "building %s from %s%s", ", ".join(local), spec.context, _attempt_note()
+    )
+    started = time.monotonic()
+    image = engine.build_image(
+        api,
+        engine.BuildSpec(
+            context=Path(spec.context),
+            dockerfile=spec.dockerfile,
+            dockerfile_content=spec.dockerfile_content,
+            tags=local,
+            build_args=dict(spec.build_args),
+            target=spec.target,
+            no_cache=spec.no_cache,
+        ),
+        deadline,
+        lambda line: logger.debug("%s", line),
+    )
+    logger.info(
+        "built %s (%s) in %.1fs", local[0], image[:19], time.monotonic() - started
+    )
+    pushed: list[PushedImage] = []
+    if spec.push is not None:
+        try:
+            pushed = push_to(api, spec.push, image, deadline)
+        except StepError as exc:
+            msg = f"the image was built ({image[:19]}) but pushing it failed: {exc}"
+            error = type(exc)(msg)
+            error.pushed = exc.pushed
+            raise error from None
+    return StepOutcome(
+        name=spec.step,
+        type="build",
+        result="success",
+        image_id=image,
+        pushed=pushed,
+        exports={
+            "imageId": image,
+            "imageName": spec.image_name,
+            "imageTagName": spec.tags[0],
+        },
+    )
