@@ -106,6 +106,9 @@ class _Builder:
                 (),
             )
             return None
+        if "steps" not in data:
+            self.error("the pipeline needs `steps`: a mapping of step names to steps", ())
+            return None
         steps = self.steps(data.get("steps"), ("steps",), parent=None)
         root = self.validate(Pipeline, {**data, "steps": {}}, (), "the pipeline")
         if root is None or steps is None:
@@ -245,8 +248,8 @@ class _Builder:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            for problem in _translate(exc, model, data, path, what):
-                self.error(*problem)
+            for message, where, at_key in _translate(exc, model, data, path, what):
+                self.error(message, where, key=at_key)
             return None
 
 
@@ -256,7 +259,7 @@ def _translate(
     data: dict[str, object],
     path: Path_,
     what: str,
-) -> Iterator[tuple[str, Path_]]:
+) -> Iterator[tuple[str, Path_, bool]]:
     reported: set[Path_] = set()
     for err in exc.errors():
         loc = tuple(part for part in err["loc"] if _is_data_key(part))
@@ -268,22 +271,18 @@ def _translate(
         kind = err["type"]
         if kind == "extra_forbidden":
             key = str(loc[-1])
-            yield _unknown_key(key, loc, model, what), where
+            yield _unknown_key(key, loc, model, what), where, True
         elif kind == "missing":
-            yield f"{what} needs `{field}`", where[:-1]
+            yield f"{what} needs `{field}`", where[:-1], False
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
-            yield (
-                f"`{field}` of {what} must be one of {expected}, not {err['input']!r}",
-                where,
-            )
+            message = f"`{field}` of {what} must be one of {expected}, not {err['input']!r}"
+            yield message, where, False
         else:
             expected = _EXPECTED.get(kind)
             text = expected or _plain(err["msg"])
-            yield (
-                f"`{field}` of {what} must be {text}, not {_show(err['input'])}",
-                where,
-            )
+            message = f"`{field}` of {what} must be {text}, not {_show(err['input'])}"
+            yield message, where, False
 
 
 def _unknown_key(key: str, loc: Path_, model: type[BaseModel], what: str) -> str:

@@ -262,9 +262,9 @@ def _why_not(run: _Run, step: PlannedStep) -> str | None:
         return f"step type {step.kind!r} is not supported (--skip-unsupported)"
     results = {n: o.result for n, o in run.outcomes.items()}
     variables = run.scope.expression_variables(run.workflow_result())
-    return skip_reason(
-        step.when, run.scope.variables.get("CF_BRANCH", ""), variables, results
-    )
+    branch = run.scope.variables.get("CF_BRANCH", "")
+    substitute = run.scope.with_step(step.name).substitute
+    return skip_reason(step.when, branch, variables, results, substitute)
 
 
 def _skip(run: _Run, step: PlannedStep, reason: str) -> None:
@@ -344,7 +344,9 @@ def _finish_parallel(run: _Run, step: PlannedStep) -> None:
     assert isinstance(spec, ParallelStep)
     children = {c.name: run.outcomes[c.name] for c in step.children}
     variables = run.scope.expression_variables(run.workflow_result())
-    ok, reason = success_by_criteria(spec.success_criteria, children, variables)
+    ok, reason = success_by_criteria(
+        spec.success_criteria, children, variables, run.scope.substitute
+    )
     result = "success" if ok else "failure"
     run.record(step, StepOutcome(step.name, "parallel", result, reason=reason))
 

@@ -90,9 +90,9 @@ def _entry(
         entry["reason"] = f"parent step {step.parent!r} is skipped"
         return entry
     variables = scope.expression_variables()
-    reason = skip_reason(
-        step.when, scope.variables.get("CF_BRANCH", ""), variables, results
-    )
+    branch = scope.variables.get("CF_BRANCH", "")
+    substitute = scope.with_step(step.name).substitute
+    reason = skip_reason(step.when, branch, variables, results, substitute)
     if reason is not None:
         entry["reason"] = reason
         return entry

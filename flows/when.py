@@ -7,7 +7,7 @@ Glue between the input model and the condition language in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flows.conditions import branch_allowed, conditions_hold, dependencies_state
 from flows.model import StepDependency, SuccessCriteria, When
@@ -29,11 +29,24 @@ def dependency_lists(
     return _deps(when.steps.all), _deps(when.steps.any)
 
 
+Substitute = Callable[[str], str]
+
+
+def _substituted(
+    expressions: Mapping[str, str] | None, substitute: Substitute
+) -> dict[str, str] | None:
+    # Codefresh substitutes `${{...}}` as text before parsing (semantics 6.2).
+    if expressions is None:
+        return None
+    return {label: substitute(text) for label, text in expressions.items()}
+
+
 def skip_reason(
     when: When | None,
     branch: str,
     variables: Mapping[str, object],
     results: Mapping[str, str],
+    substitute: Substitute,
 ) -> str | None:
     """Why the step must not run now, or None when every condition holds."""
     if when is None:
@@ -51,7 +64,11 @@ def skip_reason(
             )
             return f"when.steps not satisfied: {names}"
     if when.condition is not None:
-        ok, reason = conditions_hold(when.condition.all, when.condition.any, variables)
+        ok, reason = conditions_hold(
+            _substituted(when.condition.all, substitute),
+            _substituted(when.condition.any, substitute),
+            variables,
+        )
         if not ok:
             return reason
     return None
@@ -61,6 +78,7 @@ def success_by_criteria(
     criteria: SuccessCriteria | None,
     children: Mapping[str, StepOutcome],
     variables: Mapping[str, object],
+    substitute: Substitute,
 ) -> tuple[bool, str | None]:
     """A parallel step's result from its children (semantics 4.1)."""
     judged = dict(children)
@@ -81,5 +99,9 @@ def success_by_criteria(
         return False, f"failed: {', '.join(failed)}"
     if criteria is not None and criteria.condition is not None:
         condition = criteria.condition
-        return conditions_hold(condition.all, condition.any, variables)
+        return conditions_hold(
+            _substituted(condition.all, substitute),
+            _substituted(condition.any, substitute),
+            variables,
+        )
     return True, None
