@@ -49,17 +49,13 @@ def client() -> Iterator[docker.DockerClient]:
 
 @pytest.fixture
 def build(client: docker.DockerClient) -> Iterator[BuildImage]:
-    """Build test images under given references; remove them afterwards."""
+    """Build a unique test image as a reference; remove the references afterwards."""
     references: list[str] = []
 
-    def build(*refs: str, payload_bytes: int = 0) -> str:
-        references.extend(refs)
-        image_id = build_test_image(
-            client, refs[0], uuid.uuid4().hex, payload_bytes=payload_bytes
-        )
-        for reference in refs[1:]:
-            client.images.get(image_id).tag(reference)
-        return image_id
+    def build(reference: str, payload_bytes: int = 0) -> str:
+        references.append(reference)
+        marker = uuid.uuid4().hex
+        return build_test_image(client, reference, marker, payload_bytes=payload_bytes)
 
     yield build
     remove_images(client, *references)

@@ -1,0 +1,223 @@
+"""Authenticated TLS registries, inline credentials, and pushes that must fail.
+
+The last test scans everything a run leaves behind (Prefect logs, flow-run
+parameters, files under the home directory) for the passwords used here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import CliResult
+from tests.support.registry import Registry
+
+USER, PASSWORD = "pusher", "s3cret-Pa55word-for-tests"
+INLINE_PASSWORD = "inline-Secret-77"
+_SESSION_START = time.time()
+
+PUSH = """\
+version: '1.0'
+steps:
+  build:
+    type: build
+    image_name: app
+    disable_push: true
+  push:
+    type: push
+    candidate: ${{build}}
+    tags: [v1, latest]
+    registry: secure
+"""
+
+INLINE = """\
+version: '1.0'
+steps:
+  build:
+    type: build
+    image_name: app
+    disable_push: true
+  step_name:
+    type: push
+    title: Step Title
+    description: Free text description
+    candidate: ${{build}}
+    tags: [ latest, ${{CF_BRANCH}} ]
+    image_name: codefresh/app
+    registry: HOST
+    credentials:
+      username: ${{REG_USER}}
+      password: ${{REG_PASSWORD}}
+    fail_fast: false
+    when:
+      branch:
+        only:
+          - /FB-/i
+"""
+
+
+@pytest.fixture
+def secure(registry_factory: Callable[..., Registry]) -> Registry:
+    return registry_factory("secure", tls=True, auth=(USER, PASSWORD))
+
+
+def failed_step(result: CliResult, step: str) -> dict[str, object]:
+    assert result.exit_code == 1, result.stdout + result.stderr
+    document = result.json()
+    assert document["status"] == "failure"
+    steps = document["steps"]
+    assert isinstance(steps, dict)
+    assert steps[step]["result"] == "failure"
+    return steps[step]  # type: ignore[no-any-return]
+
+
+def test_right_credentials_push_over_tls(freshflow, workspace, secure, integrations) -> None:  # type: ignore[no-untyped-def]
+    integrations("secure", secure)
+    result = freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert sorted(secure.tags("app")) == ["latest", "v1"]
+    pushed = result.json()["steps"]["push"]["pushed"]  # type: ignore[index]
+    assert all(p.startswith(f"{secure.host}/app:") for p in pushed)
+
+
+def test_wrong_password_fails_unauthorized(freshflow, workspace, secure, integrations) -> None:  # type: ignore[no-untyped-def]
+    wrong = dataclasses.replace(secure, password="not-the-password")
+    integrations("secure", wrong)
+    result = freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")
+
+    step = failed_step(result, "push")
+    assert "unauthorized" in str(step["reason"])
+    assert f"registry {secure.host!r}, repository 'app', tag 'v1'" in str(step["reason"])
+    assert step["pushed"] == []
+    assert secure.tags("app") == []
+    assert result.json()["message"] == "Failed to execute: push failed"
+
+
+def test_inline_credentials(freshflow, workspace, secure, integrations, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("REG_USER", USER)
+    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
+    path = workspace(INLINE.replace("HOST", secure.host))
+    result = freshflow("run", str(path), "--branch", "FB-login", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    assert sorted(secure.tags("codefresh/app")) == ["FB-login", "latest"]
+    skipped = freshflow("run", str(path), "--branch", "main", "--json")
+    step = skipped.json()["steps"]["step_name"]  # type: ignore[index]
+    assert step["result"] == "skipped"
+    assert "main" in step["reason"] and "/FB-/i" in step["reason"]
+
+
+def test_inline_wrong_password_fails_but_fail_fast_false_keeps_build_green(freshflow, workspace, secure, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("REG_USER", USER)
+    monkeypatch.setenv("REG_PASSWORD", INLINE_PASSWORD)
+    result = freshflow("run", str(workspace(INLINE.replace("HOST", secure.host))), "--branch", "fb-1", "--json")
+
+    assert result.exit_code == 0  # fail_fast: false (Decisions 12)
+    step = result.json()["steps"]["step_name"]  # type: ignore[index]
+    assert step["result"] == "failure"
+    assert "unauthorized" in step["reason"]
+
+
+def test_missing_candidate_fails_clearly(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+    registry = registry_factory()
+    integrations("local", registry)
+    text = "version: '1.0'\nsteps:\n  push:\n    type: push\n    candidate: 127.0.0.1:1/nothing/here:v9\n    registry: local\n"
+    result = freshflow("run", str(workspace(text)), "--branch", "main", "--json")
+
+    step = failed_step(result, "push")
+    assert "candidate '127.0.0.1:1/nothing/here:v9' does not exist locally and cannot be pulled" in str(step["reason"])
+
+
+def test_registry_down_fails_clearly(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+    registry = registry_factory()
+    integrations("local", registry)
+    registry.stop()
+    result = freshflow("run", str(workspace(PUSH.replace("secure", "local"))), "--branch", "main", "--json")
+
+    step = failed_step(result, "push")
+    assert "the registry cannot be reached" in str(step["reason"])
+    assert registry.host in str(step["reason"])
+
+
+def test_validate_reports_location_and_exit_2(freshflow, workspace) -> None:  # type: ignore[no-untyped-def]
+    path = workspace("version: '1.0'\nsteps:\n  p:\n    type: push\n    candidate: x\n    tagz: [a]\n")
+    result = freshflow("validate", str(path))
+
+    assert result.exit_code == 2
+    assert f"{path}:6:5: unknown key 'tagz' in push step 'p'; did you mean 'tag'?" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_run_refuses_an_invalid_pipeline(freshflow, workspace) -> None:  # type: ignore[no-untyped-def]
+    path = workspace("version: '1.0'\nsteps:\n  d:\n    type: deploy\n")
+    result = freshflow("run", str(path))
+
+    assert result.exit_code == 2
+    assert "pass --skip-unsupported" in result.stderr
+
+
+def test_plan_touches_nothing(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+    registry = registry_factory()
+    integrations("secure", registry)
+    result = freshflow("plan", str(workspace(PUSH)), "--branch", "main", "--json")
+
+    assert result.exit_code == 0, result.stderr
+    steps = result.json()["steps"]
+    assert steps["push"]["pushes"] == [f"{registry.host}/app:v1", f"{registry.host}/app:latest"]  # type: ignore[index]
+    assert registry.repositories() == []
+
+
+def test_no_secret_is_left_anywhere(freshflow, prefect_server, workspace, secure, integrations, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Runs both credential modes, then scans logs, parameters and files."""
+    integrations("secure", secure)
+    monkeypatch.setenv("REG_USER", USER)
+    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
+    assert freshflow("run", str(workspace(PUSH)), "--branch", "main").exit_code == 0
+    inline = workspace(INLINE.replace("HOST", secure.host))
+    assert freshflow("run", str(inline), "--branch", "fb-x").exit_code == 0
+
+    texts = _prefect_texts()
+    for secret in (PASSWORD, INLINE_PASSWORD):
+        assert not [t for t in texts if secret in t]
+        assert not _files_containing(Path.home(), secret)
+        assert not _files_containing(Path(os.environ["PREFECT_HOME"]), secret)
+
+
+def _prefect_texts() -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter
+
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(), limit=200)
+        runs = client.read_flow_runs(limit=200)
+        artifacts = client.read_artifacts(limit=200)
+    texts = [log.message for log in logs]
+    texts += [repr(run.parameters) + repr(run.state) for run in runs]
+    texts += [repr(artifact.data) for artifact in artifacts]
+    assert any("pushed" in t for t in texts), "the scan saw no logs at all"
+    return texts
+
+
+def _files_containing(root: Path, secret: str) -> list[Path]:
+    """Files under `root` written during this session that contain `secret`."""
+    needle = secret.encode()
+    found = []
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = [d for d in subdirs if d != ".pyenv"]  # the Python install
+        for name in files:
+            path = Path(directory, name)
+            try:
+                info = path.stat()
+                if info.st_mtime < _SESSION_START or info.st_size > 50_000_000:
+                    continue
+                if needle in path.read_bytes():
+                    found.append(path)
+            except OSError:
+                continue
+    return found
