@@ -52,7 +52,20 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class ThreadTimeoutNoticeFilter(logging.Filter):
+    """Drops Prefect's notice that thread timeouts cannot interrupt I/O.
+
+    freshflow enforces step timeouts itself by closing the engine connection
+    at the deadline (tasks/engine.py); Prefect's timeout is only a backstop,
+    so the notice would mislead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "running in a worker thread" not in str(record.msg)
+
+
 _FILTER = RedactingFilter()
+_NOTICE_FILTER = ThreadTimeoutNoticeFilter()
 
 
 def install() -> None:
@@ -65,4 +78,5 @@ def install() -> None:
     for name in names:
         for handler in logging.getLogger(name).handlers:
             if _FILTER not in handler.filters:
+                handler.addFilter(_NOTICE_FILTER)
                 handler.addFilter(_FILTER)
