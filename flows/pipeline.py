@@ -300,13 +300,17 @@ def _submit(
             if spec.candidate_step and image is None:
                 msg = f"candidate step {spec.candidate_step!r} did not build an image (it was {run.outcomes[spec.candidate_step].result})"
                 raise StepError(msg)
-            return push_step.with_options(**options).submit(spec, image, step.timeout)
+            return push_step.with_options(**options).submit(
+                spec, image, step.timeout, step.retry.max_attempts
+            )
         assert isinstance(step.spec, BuildStep)
         build = resolve_build(
             step.name, step.spec, run.scope, run.catalog, run.base_dir
         )
         run.builds[step.name] = build.image_name
-        return build_step.with_options(**options).submit(build, step.timeout)
+        return build_step.with_options(**options).submit(
+            build, step.timeout, step.retry.max_attempts
+        )
     except (StepError, KeyError) as exc:
         get_run_logger().error("step %s failed: %s", step.name, exc)
         outcome = StepOutcome(step.name, step.kind, "failure", reason=str(exc))

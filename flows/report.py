@@ -61,6 +61,11 @@ class StepOutcome:
             document["stage"] = self.stage
         if self.parent:
             document["parent"] = self.parent
+        if self.attempts > 1:
+            document["attempts"] = self.attempts
+        if self.started is not None and self.finished is not None:
+            document["started"] = round(self.started, 3)
+            document["finished"] = round(self.finished, 3)
         return document
 
 

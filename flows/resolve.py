@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from flows.errors import StepError
-from flows.integrations import ECR_HOST, Catalog, IntegrationInfo, looks_like_host
+from flows.integrations import Catalog, IntegrationInfo, ecr_host, looks_like_host
 from flows.model import BuildStep, InlineDockerfile, PushStep
 from flows.references import (
     ImageReferenceError,
@@ -21,6 +21,8 @@ from flows.references import (
     target_repository,
 )
 from flows.variables import VARIABLE, Scope
+
+ATTEMPT_VARIABLES = ("CF_CURRENT_ATTEMPT", "CF_MAX_ATTEMPTS")
 
 
 @dataclass(frozen=True)
@@ -162,17 +164,27 @@ def _check_resolved(step: str, field: str, value: str) -> None:
         raise StepError(msg)
 
 
+def _attempt_probe(text: str) -> str:
+    # The attempt number is known only inside the task (tasks/steps.py fills
+    # it in per attempt); check the tag as it will be on the first attempt.
+    for name in ATTEMPT_VARIABLES:
+        text = text.replace("${{" + name + "}}", "1")
+    return text
+
+
 def _tags(step, tag, tags, sub, *, lowercase: bool) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
     raw = list(tags) if tags else [tag if tag is not None else "latest"]
     result: list[str] = []
     for item in raw:
         value = sub(item)
         value = value.lower() if lowercase else value
-        _check_resolved(step, "tag", value)
+        probe = _attempt_probe(value)
+        _check_resolved(step, "tag", probe)
         try:
-            check_tag(value)
+            check_tag(probe)
         except ImageReferenceError as exc:
-            raise StepError(f"step {step!r}: {exc}") from None
+            msg = f"step {step!r}: {exc}"
+            raise StepError(msg) from None
         if value not in result:
             result.append(value)
     return tuple(result)
@@ -185,20 +197,15 @@ def _destination(
     registry = sub(step.registry) if step.registry else None
     region = sub(step.region) if step.region else None
     role = sub(step.role_arn) if step.role_arn else None
-    if step.provider == "ecr":
-        host = registry if registry and ECR_HOST.match(registry) else None
-        match = ECR_HOST.match(host) if host else None
-        region = region or (match.group("region") if match else None)
-        if host and match and region != match.group("region"):
-            host = f"{match.group('account')}.dkr.ecr.{region}.amazonaws.com"
-        dest = Destination(
-            "ecr", host=host, region=region, role_arn=role, inline_credentials=True
-        )
+    if step.provider == "ecr" or (registry is not None and ecr_host(registry)):
+        dest = _inline_ecr_destination(registry, region, role)
     elif registry is not None and looks_like_host(registry):
-        match = ECR_HOST.match(registry)
-        kind: Literal["docker", "ecr"] = "ecr" if match else "docker"
         dest = Destination(
-            kind, host=registry, region=region, role_arn=role, inline_credentials=True
+            "docker",
+            host=registry,
+            region=region,
+            role_arn=role,
+            inline_credentials=True,
         )
     else:
         info = catalog.get(registry) if registry else catalog.default()
@@ -213,6 +220,31 @@ def _destination(
             raise StepError(msg)
         dest = _integration_destination(info, region, role)
     return _with_role(dest, step.aws_session_name, step.aws_duration_seconds)
+
+
+def _inline_ecr_destination(
+    registry: str | None, region: str | None, role: str | None
+) -> Destination:
+    """ECR without an integration: keys from the step, host from `registry`.
+
+    `registry` may be `<account>.dkr.ecr.<region>.amazonaws.com[/prefix]`;
+    any other value is ignored, as Codefresh ignores it with `provider: ecr`.
+    A `region` other than the host's moves the push to that region's host.
+    """
+    match = ecr_host(registry) if registry else None
+    if match is None:
+        return Destination("ecr", region=region, role_arn=role, inline_credentials=True)
+    assert registry is not None
+    region = region or match.group("region")
+    host = match.group(0).replace(f".{match.group('region')}.", f".{region}.", 1)
+    return Destination(
+        "ecr",
+        host=host,
+        prefix=registry.partition("/")[2].strip("/"),
+        region=region,
+        role_arn=role,
+        inline_credentials=True,
+    )
 
 
 def _integration_destination(
@@ -252,5 +284,6 @@ def _image_path(step: str, destination: Destination, image_name: str) -> str:
     try:
         repository = target_repository(host, destination.prefix, image_name)
     except ImageReferenceError as exc:
-        raise StepError(f"step {step!r}: {exc}") from None
+        msg = f"step {step!r}: {exc}"
+        raise StepError(msg) from None
     return repository.split("/", 1)[1]

@@ -28,6 +28,7 @@ import docker.auth
 import docker.errors
 import docker.utils
 import requests
+import urllib3.exceptions
 
 from flows.errors import (
     BuildError,
@@ -132,7 +133,7 @@ def stream_events(
         if sock is not None:
             sock.settimeout(None)  # the deadline, not a read timeout, bounds it
         yield from api._stream_helper(response, decode=True)
-    except (OSError, requests.RequestException, ValueError) as exc:
+    except (OSError, requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
         if deadline.expired():
             raise deadline.error() from None
         msg = f"the Docker Engine connection broke: {exc}"

@@ -8,6 +8,7 @@ raised as `StepError` subclasses whose message is the step's reason.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import get_run_logger, task
@@ -31,17 +32,38 @@ def _run_id() -> str:
     return str(flow_run.get_id() or "local")
 
 
+def _attempt() -> int:
+    return task_run.get_run_count() if task_run.get_id() else 1
+
+
 def _attempt_note() -> str:
-    count = task_run.get_run_count() if task_run.get_id() else 1
+    count = _attempt()
     return f" (attempt {count})" if count > 1 else ""
+
+
+def _with_attempt(text: str, max_attempts: int) -> str:
+    """Fill CF_CURRENT_ATTEMPT / CF_MAX_ATTEMPTS, which only the task knows."""
+    return text.replace("${{CF_CURRENT_ATTEMPT}}", str(_attempt())).replace(
+        "${{CF_MAX_ATTEMPTS}}", str(max_attempts)
+    )
+
+
+def _push_for_attempt(spec: PushSpec, max_attempts: int) -> PushSpec:
+    return replace(
+        spec,
+        tags=tuple(_with_attempt(t, max_attempts) for t in spec.tags),
+        image_path=_with_attempt(spec.image_path, max_attempts),
+    )
 
 
 @task(name="push", persist_result=False)
 def push_step(
-    spec: PushSpec, image_id: str | None, timeout: float | None
+    spec: PushSpec, image_id: str | None, timeout: float | None, max_attempts: int = 1
 ) -> StepOutcome:
     """Push the candidate under every tag of the step; fail on the first error."""
     logger = get_run_logger()
+    started = time.time()
+    spec = _push_for_attempt(spec, max_attempts)
     deadline = engine.Deadline(timeout, f"push step {spec.step!r}")
     api = engine.connect()
     source = image_id or _local_candidate(api, spec, deadline)
@@ -59,6 +81,9 @@ def push_step(
         result="success",
         image_id=source,
         pushed=pushed,
+        started=started,
+        finished=time.time(),
+        attempts=_attempt(),
         exports={
             "imageId": source,
             "imageRepoDigest": f"{pushed[0].reference.rsplit(':', 1)[0]}@{pushed[0].digest}",
@@ -117,9 +142,12 @@ def _local_candidate(api: object, spec: PushSpec, deadline: engine.Deadline) -> 
 
 
 @task(name="build", persist_result=False)
-def build_step(spec: BuildSpecInput, timeout: float | None) -> StepOutcome:
+def build_step(
+    spec: BuildSpecInput, timeout: float | None, max_attempts: int = 1
+) -> StepOutcome:
     """Build the image, tag it, and push it to the integration when asked."""
     logger = get_run_logger()
+    began = time.time()
     deadline = engine.Deadline(timeout, f"build step {spec.step!r}")
     api = engine.connect()
     local = tuple(f"{spec.image_name}:{t}" for t in spec.tags)
@@ -154,6 +182,9 @@ def build_step(spec: BuildSpecInput, timeout: float | None) -> StepOutcome:
             error.pushed = exc.pushed
             raise error from None
     return StepOutcome(
+        started=began,
+        finished=time.time(),
+        attempts=_attempt(),
         name=spec.step,
         type="build",
         result="success",

@@ -72,10 +72,18 @@ def integrations(prefect_server: None) -> Iterator[Callable[..., None]]:
     from blocks.registry import DockerRegistry
     from blocks.store import list_integrations, remove, save
 
-    def add(name: str, registry: Registry, *, default: bool = False, prefix: str = "", with_auth: bool = True) -> None:
+    def add(
+        name: str,
+        registry: Registry,
+        *,
+        default: bool = False,
+        prefix: str = "",
+        with_auth: bool = True,
+        host: str | None = None,
+    ) -> None:
         password = registry.password if with_auth else None
         block = DockerRegistry(
-            domain=registry.host,
+            domain=host or registry.host,
             username=registry.username if with_auth else None,
             password=SecretStr(password) if password else None,
             default=default,

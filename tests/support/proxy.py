@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.2
 RECV_SIZE = 16384
+RECV_WINDOW = 65536
 # Throttled data leaves in slices worth this many seconds, so the pace stays
 # smooth instead of bursting one receive buffer at a time.
 SLICE_SECONDS = 0.05
@@ -70,9 +71,19 @@ class ThrottlingProxy:
             return self
         self._stopping.clear()
         self._listener = socket.create_server(("127.0.0.1", 0))
+        # A small receive window keeps the engine from parking megabytes in
+        # kernel buffers, so what the proxy forwards tracks what the engine
+        # is still sending.
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_WINDOW)
         self.port = self._listener.getsockname()[1]
         self._spawn(self._accept_loop, self._listener)
         return self
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections being forwarded right now."""
+        with self._lock:
+            return len(self._open) // 2
 
     def refuse(self) -> None:
         """Accept new connections and close them at once, until ``forward``."""
