@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from flows.errors import Problem
-from flows.integrations import ECR_HOST, Catalog, looks_like_host
+from flows.integrations import Catalog, ecr_host, looks_like_host
 from flows.model import (
     KNOWN_STEP_TYPES,
     BuildStep,
@@ -96,6 +96,15 @@ def check(
 def _order(problem: Problem) -> tuple[int, int]:
     where = problem.location
     return (where.line, where.column) if where else (0, 0)
+
+
+def _dependencies(step: Step) -> list[str]:
+    when = getattr(step, "when", None)
+    if when is None or when.steps is None:
+        return []
+    if isinstance(when.steps, list):
+        return [d.name for d in when.steps]
+    return [d.name for d in [*(when.steps.all or []), *(when.steps.any or [])]]
 
 
 def _has_variable(text: str) -> bool:
@@ -221,22 +230,40 @@ class _Checker:
             self.image_name(name, step.image_name, (*path, "image_name"))
         ecr = self.registry(name, step.registry, step.provider, path)
         self.ecr_fields(name, step, path, ecr)
-        if step.provider == "ecr" and step.credentials is not None:
-            self.add(
-                f"step {name!r}: `credentials` are ignored with provider ecr; use accessKeyId and secretAccessKey",
-                (*path, "credentials"),
-                warning=True,
-            )
-        if step.provider != "ecr" and (step.access_key_id or step.secret_access_key):
-            self.add(
-                f"step {name!r}: accessKeyId/secretAccessKey are only used with `provider: ecr`; add it or remove the keys",
-                (*path, "accessKeyId" if step.access_key_id else "secretAccessKey"),
-            )
+        self.inline_ecr(name, step, path)
         if step.registry_context is not None:
             self.known_integration(
                 name, step.registry_context, (*path, "registry_context")
             )
         self.candidate(name, step, path)
+
+    def inline_ecr(self, name: str, step: PushStep, path: Path_) -> None:
+        """Keys, region and credentials of ECR without an integration."""
+        registry = step.registry or ""
+        ecr_registry = ecr_host(registry) is not None
+        inline = step.provider == "ecr" or ecr_registry
+        if inline and step.credentials is not None:
+            self.add(
+                f"step {name!r}: `credentials` are ignored for Amazon ECR; use accessKeyId and secretAccessKey",
+                (*path, "credentials"),
+                warning=True,
+            )
+        keys = step.access_key_id or step.secret_access_key
+        if keys and not inline and not _has_variable(registry):
+            self.add(
+                f"step {name!r}: accessKeyId/secretAccessKey are only used with `provider: ecr` or an ECR registry host; add one or remove the keys",
+                (*path, "accessKeyId" if step.access_key_id else "secretAccessKey"),
+            )
+        if (
+            step.provider == "ecr"
+            and step.region is None
+            and not ecr_registry
+            and not _has_variable(registry)
+        ):
+            self.add(
+                f"step {name!r}: `provider: ecr` needs `region`, or `registry: <account>.dkr.ecr.<region>.amazonaws.com`",
+                (*path, "provider"),
+            )
 
     def build(self, name: str, step: BuildStep, path: Path_) -> None:
         self.tags(name, step, path)
@@ -311,9 +338,9 @@ class _Checker:
                 )
             return default is not None and default.kind == "ecr"
         if _has_variable(registry):
-            return False
+            return True  # may name ECR: leave its fields to the run
         if looks_like_host(registry):
-            return ECR_HOST.match(registry) is not None
+            return ecr_host(registry) is not None
         info = self.known_integration(name, registry, (*path, "registry"))
         return info is not None and info.kind == "ecr"
 
@@ -414,3 +441,32 @@ class _Checker:
                         f"step {name!r} waits for itself in when.steps",
                         (*path, "when", "steps"),
                     )
+        self.cycles()
+
+    def cycles(self) -> None:
+        """A `when.steps` cycle can never start; report it where it closes."""
+        graph = {name: _dependencies(step) for name, step, _ in all_steps(self.pipeline.steps)}
+        paths = {name: path for name, _, path in all_steps(self.pipeline.steps)}
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        trail: list[str] = []
+
+        def visit(node: str) -> None:
+            state[node] = 1
+            trail.append(node)
+            for dep in graph.get(node, []):
+                if dep not in graph or dep == node:
+                    continue  # reported above
+                if state.get(dep) == 1:
+                    loop = [*trail[trail.index(dep) :], dep]
+                    self.add(
+                        f"when.steps form a cycle: {' -> '.join(loop)}; these steps can never start",
+                        (*paths[node], "when", "steps"),
+                    )
+                elif state.get(dep) is None:
+                    visit(dep)
+            trail.pop()
+            state[node] = 2
+
+        for node in graph:
+            if state.get(node) is None:
+                visit(node)
