@@ -179,16 +179,24 @@ def run(
         bool, typer.Option("--json", help="Print the build report as JSON on stdout.")
     ] = False,
     skip_unsupported: SkipOpt = False,
+    task_runner: Annotated[
+        str,
+        typer.Option(
+            help="threads (default), or dask to spread steps over a Dask cluster "
+            "(FRESHFLOW_DASK_ADDRESS names one; else a local cluster starts)."
+        ),
+    ] = "threads",
 ) -> None:
     """Run the pipeline as a Prefect flow run; exit 0 on success, 1 on failure."""
+    from flows.pipeline import make_task_runner, run_pipeline
+
     try:
         variables = _variables(var)
         _load_checked(file, skip_unsupported, _catalog(required=True))
+        runner = make_task_runner(task_runner)
     except FreshflowError as exc:
         _fail(exc)
-    from flows.pipeline import run_pipeline
-
-    state = run_pipeline(
+    state = run_pipeline.with_options(task_runner=runner)(
         str(file.resolve()),
         variables,
         branch,
@@ -288,7 +296,12 @@ def registry_add_ecr(
     ],
     region: Annotated[str, typer.Option(help="AWS region, e.g. us-east-1.")],
     account: Annotated[
-        str | None, typer.Option(help="12-digit AWS account ID.")
+        str | None,
+        typer.Option(
+            help="12-digit AWS account ID, or the registry host "
+            "<account>.dkr.ecr.<region>.amazonaws.com; looked up with STS when "
+            "omitted and keys are given, else taken from the login at push time."
+        ),
     ] = None,
     access_key_id: Annotated[
         str | None,
@@ -312,11 +325,16 @@ def registry_add_ecr(
     default: Annotated[
         bool, typer.Option("--default", help="Use when a step names no registry.")
     ] = False,
+    primary: Annotated[
+        bool,
+        typer.Option("--primary", help="Pull with this one when domains are shared."),
+    ] = False,
 ) -> None:
     """Add (or replace) an Amazon ECR integration.
 
     The secret key comes from stdin (--secret-stdin) or the environment
-    variable FRESHFLOW_AWS_SECRET_ACCESS_KEY, never from the command line.
+    variable FRESHFLOW_AWS_SECRET_ACCESS_KEY, never from the command line;
+    a session token for temporary keys from FRESHFLOW_AWS_SESSION_TOKEN.
     """
     from pydantic import SecretStr
 
@@ -330,20 +348,62 @@ def registry_add_ecr(
             markup=False,
         )
         raise typer.Exit(2)
+    token = os.environ.get("FRESHFLOW_AWS_SESSION_TOKEN") or None
+    try:
+        account = _ecr_account(account, region, access_key_id, secret, token)
+    except FreshflowError as exc:
+        _fail(exc)
     block = EcrRegistry(
         region=region,
         account_id=account,
         access_key_id=access_key_id,
         secret_access_key=SecretStr(secret) if secret else None,
+        session_token=SecretStr(token) if token and access_key_id else None,
         create_repositories=create_repositories,
         prefix=prefix,
         default=default,
+        primary=primary,
     )
     try:
         save(name, block)
     except FreshflowError as exc:
         _fail(exc)
     out.print(f"ECR integration {name!r} saved ({block.domain})", markup=False)
+
+
+def _ecr_account(
+    account: str | None,
+    region: str,
+    key_id: str | None,
+    secret: str | None,
+    token: str | None,
+) -> str | None:
+    """The 12-digit account of an ECR integration, checked or looked up."""
+    from flows.integrations import AWS_REGION, ECR_HOST
+
+    if not AWS_REGION.match(region):
+        msg = f"--region {region!r} is not an AWS region name like us-east-1"
+        raise IntegrationError(msg)
+    host = ECR_HOST.match(account or "")
+    if host and host.group("region") != region:
+        msg = f"--account {account!r} is a registry in {host.group('region')!r}, not in --region {region!r}; give the same region"
+        raise IntegrationError(msg)
+    if account and host is None and not (account.isdigit() and len(account) == 12):
+        msg = f"--account {account!r} is neither a 12-digit AWS account ID nor a registry host <account>.dkr.ecr.<region>.amazonaws.com"
+        raise IntegrationError(msg)
+    if host is not None or account is not None or key_id is None:
+        return host.group("account") if host else account
+
+    from tasks.ecr import AwsKeys, caller_account
+
+    try:
+        return caller_account(AwsKeys(key_id, secret, token), region)
+    except FreshflowError as exc:
+        err.print(
+            f"warning: AWS account not looked up ({exc}); it is taken from the ECR login at push time",
+            markup=False,
+        )
+        return None
 
 
 def _secret(from_stdin: bool, variable: str) -> str | None:

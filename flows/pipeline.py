@@ -47,6 +47,7 @@ from flows.when import skip_reason, success_by_criteria
 log = logging.getLogger(__name__)
 
 MAX_PARALLEL = int(os.environ.get("FRESHFLOW_MAX_PARALLEL", "8"))
+TASK_RUNNER = os.environ.get("FRESHFLOW_TASK_RUNNER", "threads")
 _TIMEOUT_GRACE = 15.0  # Prefect's own timeout is a backstop behind ours
 
 
@@ -105,9 +106,32 @@ def _publish_status(flow: Any, flow_run_: Any, state: State) -> None:
     publish_status(state)
 
 
+def make_task_runner(kind: str = TASK_RUNNER) -> Any:
+    """Threads by default; `dask` spreads steps over a Dask cluster.
+
+    FRESHFLOW_DASK_ADDRESS names a running scheduler (`tcp://host:8786`);
+    without it a local cluster is started.  Every Dask worker must reach the
+    same Docker Engine (DOCKER_HOST), the Prefect API and this package.
+    """
+    if kind == "threads":
+        return ThreadPoolTaskRunner(max_workers=MAX_PARALLEL)
+    if kind != "dask":
+        msg = f"FRESHFLOW_TASK_RUNNER={kind!r} is not known; use threads or dask"
+        raise FreshflowError(msg)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        msg = "the Dask task runner needs prefect-dask: pip install 'freshflow[dask]'"
+        raise FreshflowError(msg) from None
+    address = os.environ.get("FRESHFLOW_DASK_ADDRESS")
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": MAX_PARALLEL})
+
+
 @flow(
     name="codefresh-pipeline",
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL),
+    task_runner=make_task_runner(),
     persist_result=False,
     on_completion=[_publish_status],
     on_failure=[_publish_status],
@@ -289,6 +313,7 @@ def _submit(
     }
     try:
         if isinstance(step.spec, PushStep):
+            _check_runner_can_see_vault(step)
             spec = resolve_push(
                 step.name, step.spec, run.scope, run.catalog, run.builds
             )
@@ -316,6 +341,26 @@ def _submit(
         outcome = StepOutcome(step.name, step.kind, "failure", reason=str(exc))
         started.done[step.name] = run.record(step, outcome)
         return None
+
+
+def _current_task_runner() -> object:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return context.task_runner if context else None
+
+
+def _check_runner_can_see_vault(step: PlannedStep) -> None:
+    spec = step.spec
+    inline = isinstance(spec, PushStep) and (
+        spec.credentials is not None or spec.secret_access_key is not None
+    )
+    if inline and not isinstance(_current_task_runner(), ThreadPoolTaskRunner):
+        msg = (
+            f"step {step.name!r} has inline credentials, which stay in this process; "
+            "with the Dask task runner use a registry integration instead"
+        )
+        raise StepError(msg)
 
 
 def _finish_step(run: _Run, step: PlannedStep, started: _Started) -> None:

@@ -267,3 +267,17 @@ def test_parallel_mode_diamond(freshflow, workspace, registry_factory, integrati
     assert d["started"] >= max(b["finished"], c["finished"])
     assert steps["e"]["result"] == "skipped"  # type: ignore[index]
     assert "a (success)" in steps["e"]["reason"]  # type: ignore[index]
+
+
+def test_dask_task_runner(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+    registry = registry_factory()
+    integrations("local", registry)
+    pipeline = BUILD.format(root="") + (
+        "  pushes:\n    type: parallel\n    steps:\n"
+        "      one:\n        type: push\n        candidate: ${{build}}\n        tag: one\n"
+        "      two:\n        type: push\n        candidate: ${{build}}\n        tag: two\n"
+    )
+    result = freshflow("run", str(workspace(pipeline)), "--branch", "main", "--json", "--task-runner", "dask")
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(registry.tags("app")) == ["one", "two"]
