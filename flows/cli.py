@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cli_annotations import annotations_app
 from flows.errors import FreshflowError, IntegrationError, PipelineFileError, Problem
 from flows.integrations import Catalog
 
@@ -30,6 +31,7 @@ registry_app = typer.Typer(
     help="Manage registry integrations (Prefect blocks).", no_args_is_help=True
 )
 app.add_typer(registry_app, name="registry")
+app.add_typer(annotations_app, name="annotations")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -144,10 +146,8 @@ def _print_plan(document: dict[str, object]) -> None:
     steps = document["steps"]
     assert isinstance(steps, dict)
     for name, step in steps.items():
-        what = (
-            step.get("reason")
-            and f"skipped: {step['reason']}"
-            or "\n".join(step.get("pushes", []) or step.get("builds", []))
+        what = (step.get("reason") and f"skipped: {step['reason']}") or "\n".join(
+            step.get("pushes", []) or step.get("builds", [])
         )
         indent = "  " if step.get("parent") else ""
         table.add_row(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 StepState = Literal[
     "success",
@@ -89,24 +89,71 @@ class Credentials(_Model):
     password: str
 
 
-MetadataValue = str | dict[str, str]
-MetadataEntry = str | dict[str, MetadataValue | None]
+EntityType = Literal["project", "pipeline", "build", "image"]
+
+
+class EvaluateValue(_Model):
+    """`{evaluate: expression}`: the value is what the expression yields."""
+
+    evaluate: str
+
+
+def _value_kind(value: object) -> str:
+    return "evaluate(mapping)" if isinstance(value, dict) else "text(scalar)"
+
+
+def _entry_kind(entry: object) -> str:
+    return "name(bare)" if isinstance(entry, str) else "entry(mapping)"
+
+
+# Scalars arrive as text; `flows.post_steps` reads numbers and booleans back.
+# The unions are discriminated so a wrong shape is one error, not one per
+# member; the tags hold "(" so `flows.loader` keeps them out of YAML paths.
+MetadataValue = Annotated[
+    Annotated[str, Tag("text(scalar)")]
+    | Annotated[EvaluateValue, Tag("evaluate(mapping)")],
+    Discriminator(_value_kind),
+]
+# `- name: value`, or a bare `- name` (the value true).
+MetadataEntry = Annotated[
+    Annotated[str, Tag("name(bare)")]
+    | Annotated[dict[str, MetadataValue | None], Tag("entry(mapping)")],
+    Discriminator(_entry_kind),
+]
 
 
 class MetadataOperation(_Model):
+    """`metadata.set` of a post-step operation: entries per image key."""
+
     set: list[dict[str, list[MetadataEntry]]] = Field(default_factory=list)
 
 
+class BuildMetadata(_Model):
+    """A build step's own `metadata.set`: entries for the image it builds."""
+
+    set: list[MetadataEntry] = Field(default_factory=list)
+
+
 class AnnotationTarget(_Model):
+    """One entity to annotate, with the annotations to set on it."""
+
     entity_id: str | None = None
-    entity_type: Literal["project", "pipeline", "build", "image"] = "build"
+    entity_type: EntityType = "build"
     annotations: list[MetadataEntry] = Field(default_factory=list)
     display: str | None = None
 
 
+class AnnotationUnsetTarget(_Model):
+    """One entity, with the names of the annotations to remove from it."""
+
+    entity_id: str | None = None
+    entity_type: EntityType = "build"
+    annotations: list[str] = Field(default_factory=list)
+
+
 class AnnotationOperation(_Model):
     set: list[AnnotationTarget] = Field(default_factory=list)
-    unset: list[AnnotationTarget] = Field(default_factory=list)
+    unset: list[AnnotationUnsetTarget] = Field(default_factory=list)
 
 
 class PostStepOperations(_Model):
@@ -182,7 +229,7 @@ class BuildStep(StepBase, EcrFields):
     registry: str | None = None
     registry_contexts: list[str] = Field(default_factory=list)
     disable_push: bool = False
-    metadata: MetadataOperation | None = None
+    metadata: BuildMetadata | None = None
     annotations: AnnotationOperation | None = None
     # Accepted so that real pipelines validate; `flows.validation` reports
     # which of these freshflow cannot honour yet.

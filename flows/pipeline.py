@@ -19,10 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import Flow, flow, get_run_logger, task
+from prefect.client.schemas.objects import FlowRun, State
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import redaction
@@ -32,10 +33,12 @@ from flows.integrations import Catalog
 from flows.loader import load_pipeline
 from flows.model import BuildStep, ParallelStep, PushStep
 from flows.plan import Plan, PlannedStep, translate
+from flows.post_steps_runtime import run_post_step_operations
 from flows.report import (
     FAILURE_MESSAGE,
     SUCCESS_MESSAGE,
     BuildReport,
+    Result,
     StepOutcome,
     build_status,
 )
@@ -90,6 +93,15 @@ class _Run:
                 self.scope.images[step.name] = f"{name}:{tag}"
             if outcome.result == "failure" and step.fail_fast and step.parent is None:
                 self.stopped_by = self.stopped_by or step.name
+        run_post_step_operations(
+            step.spec,
+            outcome,
+            self.scope,
+            self.run_id,
+            self.scope.variables["CF_PIPELINE_NAME"],
+            base_dir=self.base_dir,
+            workflow_result=self.workflow_result(),
+        )
         return outcome
 
 
@@ -100,7 +112,7 @@ def skipped_step(reason: str) -> State:
     return Completed(name="Skipped", message=reason)
 
 
-def _publish_status(flow: Any, flow_run_: Any, state: State) -> None:
+def _publish_status(flow: Flow[..., Any], flow_run_: FlowRun, state: State) -> None:
     from flows.artifacts import publish_status
 
     publish_status(state)
@@ -119,14 +131,16 @@ def make_task_runner(kind: str = TASK_RUNNER) -> Any:
         msg = f"FRESHFLOW_TASK_RUNNER={kind!r} is not known; use threads or dask"
         raise FreshflowError(msg)
     try:
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
     except ImportError:
         msg = "the Dask task runner needs prefect-dask: pip install 'freshflow[dask]'"
         raise FreshflowError(msg) from None
     address = os.environ.get("FRESHFLOW_DASK_ADDRESS")
     if address:
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": MAX_PARALLEL})
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": 1, "threads_per_worker": MAX_PARALLEL}
+    )
 
 
 @flow(
@@ -396,7 +410,7 @@ def _finish_parallel(run: _Run, step: PlannedStep) -> None:
     ok, reason = success_by_criteria(
         spec.success_criteria, children, variables, run.scope.substitute
     )
-    result = "success" if ok else "failure"
+    result: Result = "success" if ok else "failure"
     run.record(step, StepOutcome(step.name, "parallel", result, reason=reason))
 
 

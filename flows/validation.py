@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 
 from flows.errors import Problem
-from flows.integrations import Catalog, ecr_host, looks_like_host
+from flows.integrations import Catalog, IntegrationInfo, ecr_host, looks_like_host
 from flows.model import (
     KNOWN_STEP_TYPES,
     BuildStep,
@@ -126,8 +126,7 @@ class _Checker:
         self, message: str, path: Path_, *, warning: bool = False, key: bool = True
     ) -> None:
         where = self.source.where_key(path) if key else self.source.where(path)
-        severity = "warning" if warning else "error"
-        self.problems.append(Problem(message, where, severity))
+        self.problems.append(Problem(message, where, "warning" if warning else "error"))
 
     def unsupported(self, message: str, path: Path_) -> None:
         if self.skip:
@@ -184,6 +183,10 @@ class _Checker:
                         (*path, "retry", key),
                         warning=True,
                     )
+        from flows.post_steps import operation_problems
+
+        for problem in operation_problems(name, step):
+            self.add(problem.message, (*path, *problem.path), warning=problem.warning)
         if step.hooks is not None:
             self.unsupported(
                 f"step {name!r} uses `hooks`, which need the freestyle runner freshflow does not have yet",
@@ -344,7 +347,9 @@ class _Checker:
         info = self.known_integration(name, registry, (*path, "registry"))
         return info is not None and info.kind == "ecr"
 
-    def known_integration(self, name: str, integration: str, path: Path_) -> object:
+    def known_integration(
+        self, name: str, integration: str, path: Path_
+    ) -> IntegrationInfo | None:
         if _has_variable(integration):
             return None
         info = self.catalog.get(integration)
@@ -445,7 +450,10 @@ class _Checker:
 
     def cycles(self) -> None:
         """A `when.steps` cycle can never start; report it where it closes."""
-        graph = {name: _dependencies(step) for name, step, _ in all_steps(self.pipeline.steps)}
+        graph = {
+            name: _dependencies(step)
+            for name, step, _ in all_steps(self.pipeline.steps)
+        }
         paths = {name: path for name, _, path in all_steps(self.pipeline.steps)}
         state: dict[str, int] = {}  # 1: on the current path, 2: done
         trail: list[str] = []

@@ -36,6 +36,7 @@ from flows.errors import (
     ImageNotFoundError,
     PushError,
     RegistryAuthError,
+    StepError,
     StepTimeoutError,
 )
 
@@ -65,7 +66,8 @@ class RegistryAuth:
             "password": self.password,
             "serveraddress": self.registry,
         }
-        return docker.auth.encode_header(config).decode()
+        header: bytes = docker.auth.encode_header(config)
+        return header.decode()
 
 
 class Deadline:
@@ -113,7 +115,7 @@ def connect() -> docker.APIClient:
 def _response_socket(response: requests.Response) -> socket.socket | None:
     # docker-py keeps the engine connection inside the urllib3 response;
     # this is the same path its own attach code follows.
-    raw = response.raw._fp.fp.raw  # type: ignore[union-attr]
+    raw = response.raw._fp.fp.raw
     sock = getattr(raw, "_sock", raw)
     return sock if isinstance(sock, socket.socket) else None
 
@@ -133,7 +135,12 @@ def stream_events(
         if sock is not None:
             sock.settimeout(None)  # the deadline, not a read timeout, bounds it
         yield from api._stream_helper(response, decode=True)
-    except (OSError, requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as exc:
+    except (
+        OSError,
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+        ValueError,
+    ) as exc:
         if deadline.expired():
             raise deadline.error() from None
         msg = f"the Docker Engine connection broke: {exc}"
@@ -206,7 +213,7 @@ def push_image(
     return PushResult(reference, digest, size)
 
 
-def _push_error(reference: str, message: str) -> PushError:
+def _push_error(reference: str, message: str) -> StepError:
     repository, _, tag = reference.rpartition(":")
     registry, _, path = repository.partition("/")
     where = f"registry {registry!r}, repository {path!r}, tag {tag!r}"
@@ -283,9 +290,8 @@ def image_id(api: docker.APIClient, reference: str) -> str | None:
     except docker.errors.APIError as exc:
         if exc.status_code in (400, 404):
             return None
-        raise EngineError(
-            f"cannot inspect image {reference!r}: {exc.explanation}"
-        ) from None
+        msg = f"cannot inspect image {reference!r}: {exc.explanation}"
+        raise EngineError(msg) from None
 
 
 def tag_image(api: docker.APIClient, image: str, repository: str, tag: str) -> None:
@@ -345,7 +351,8 @@ def build_image(
                 timeout=None,
             )
         except requests.RequestException as exc:
-            raise EngineError(f"cannot start the build: {exc}") from None
+            msg = f"cannot start the build: {exc}"
+            raise EngineError(msg) from None
         built = _read_build(api, response, deadline, on_line)
     for extra in spec.tags[1:]:
         repository, _, tag = extra.rpartition(":")
@@ -396,7 +403,8 @@ def _read_build(
         for event in stream_events(api, response, deadline):
             message = _error_message(event)
             if message is not None:
-                raise BuildError(f"the build failed: {message.strip()}")
+                msg = f"the build failed: {message.strip()}"
+                raise BuildError(msg)
             if "stream" in event and on_line is not None:
                 text = str(event["stream"]).rstrip()
                 if text:
@@ -405,7 +413,9 @@ def _read_build(
             if aux.get("ID"):
                 built = str(aux["ID"])
     except docker.errors.APIError as exc:
-        raise BuildError(f"the build failed: {exc.explanation or exc}") from None
+        msg = f"the build failed: {exc.explanation or exc}"
+        raise BuildError(msg) from None
     if built is None:
-        raise BuildError("the build ended without an image ID from the engine")
+        msg = "the build ended without an image ID from the engine"
+        raise BuildError(msg)
     return built

@@ -11,6 +11,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import docker
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run, task_run
 
@@ -101,7 +102,7 @@ def push_to(
     target = resolve_target(spec.destination, run_id, spec.step)
     if spec.destination.kind == "ecr":
         ensure_ecr_repository(spec.destination, run_id, spec.step, spec.image_path)
-    pusher: Pusher = EnginePusher(api)  # type: ignore[arg-type]
+    pusher: Pusher = EnginePusher(api)
 
     def report(image: PushedImage) -> None:
         logger.info("pushed %s@%s", image.reference, image.digest)
@@ -114,18 +115,20 @@ def push_to(
     except RegistryAuthError as exc:
         if spec.destination.kind != "ecr":
             raise
-        done = {p.reference.rsplit(":", 1)[1] for p in exc.pushed}  # type: ignore[attr-defined]
+        earlier = [p for p in exc.pushed if isinstance(p, PushedImage)]
+        done = {p.reference.rsplit(":", 1)[1] for p in earlier}
         logger.info("the registry refused the ECR login; fetching a new token")
         fresh: Target = refresh_ecr_target(spec.destination, run_id, spec.step)
         rest = tuple(t for t in spec.tags if t not in done)
-        earlier = list(exc.pushed)  # type: ignore[arg-type]
         return earlier + pusher.push(
             image_id, repository, rest, fresh.auth, deadline, report
         )
 
 
-def _local_candidate(api: object, spec: PushSpec, deadline: engine.Deadline) -> str:
-    found = engine.image_id(api, spec.candidate)  # type: ignore[arg-type]
+def _local_candidate(
+    api: docker.APIClient, spec: PushSpec, deadline: engine.Deadline
+) -> str:
+    found = engine.image_id(api, spec.candidate)
     if found is not None:
         return found
     auth = None
@@ -135,7 +138,7 @@ def _local_candidate(api: object, spec: PushSpec, deadline: engine.Deadline) -> 
         "candidate %s is not in the engine; pulling it", spec.candidate
     )
     try:
-        return engine.pull_image(api, spec.candidate, auth, deadline)  # type: ignore[arg-type]
+        return engine.pull_image(api, spec.candidate, auth, deadline)
     except ImageNotFoundError as exc:
         msg = f"step {spec.step!r}: candidate {spec.candidate!r} does not exist locally and cannot be pulled: {exc}"
         raise ImageNotFoundError(msg) from None
