@@ -221,3 +221,32 @@ def _files_containing(root: Path, secret: str) -> list[Path]:
             except OSError:
                 continue
     return found
+
+
+PROMOTE = """\
+version: '1.0'
+steps:
+  promote:
+    type: push
+    candidate: SOURCE/team/app:rc1
+    registry_context: source
+    registry: target
+    tag: prod
+"""
+
+
+def test_promotion_pulls_with_registry_context(freshflow, workspace, secure, registry_factory, integrations, docker_client, base_image) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.images import build_test_image, push_image, remove_images
+
+    source_ref = f"{secure.host}/team/app:rc1"
+    build_test_image(docker_client, source_ref, source_ref)
+    assert not push_image(docker_client, source_ref, secure.auth_config()).errors
+    remove_images(docker_client, source_ref)  # the engine must pull it back
+    target = registry_factory("target")
+    integrations("source", secure)
+    integrations("target", target)
+    result = freshflow("run", str(workspace(PROMOTE.replace("SOURCE", secure.host))), "--json")
+
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert target.tags("team/app") == ["prod"]
+    assert target.manifest_digest("team/app", "prod") == secure.manifest_digest("team/app", "rc1")
