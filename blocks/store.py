@@ -65,7 +65,7 @@ def list_integrations() -> dict[str, Integration]:
                 if document.name is None or document.is_anonymous:
                     continue
                 block = block_type._from_block_document(document)
-                found[document.name] = block  # type: ignore[assignment]
+                found[document.name] = block
     return found
 
 

@@ -62,9 +62,12 @@ class ConditionSet(_Model):
     any: dict[str, str] | None = None
 
 
+_ON_SUCCESS: list[StepState] = ["success"]
+
+
 class StepDependency(_Model):
     name: str
-    on: list[StepState] = Field(default_factory=lambda: ["success"])
+    on: list[StepState] = Field(default_factory=lambda: _ON_SUCCESS.copy())
 
 
 class StepDependencyGroup(_Model):

@@ -22,7 +22,7 @@ from typing import Any
 from prefect import Flow, flow, get_run_logger, task
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.futures import PrefectFuture
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -112,7 +112,7 @@ def skipped_step(reason: str) -> State:
     return Completed(name="Skipped", message=reason)
 
 
-def _publish_status(flow: Flow[..., Any], flow_run_: FlowRun, state: State) -> None:
+def _publish_status(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
     from flows.artifacts import publish_status
 
     publish_status(state)
@@ -217,7 +217,7 @@ def _prepare(
             "revision": revision or git.revision,
         }
     )
-    run_id = str(flow_run.get_id() or "local")
+    run_id = str(runtime_flow_run.get_id() or "local")
     system = system_variables(
         git,
         pipeline_name=name or path.parent.name,
