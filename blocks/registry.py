@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import Field, HttpUrl, SecretStr
 
 from flows.integrations import ECR_HOST, IntegrationInfo
 
@@ -21,6 +21,12 @@ class DockerRegistry(Block):
 
     _block_type_name: ClassVar[str] = "freshflow Docker registry"
     _block_type_slug: ClassVar[str] = "freshflow-docker-registry"
+    _logo_url: ClassVar[HttpUrl] = HttpUrl(
+        "https://cdn.sanity.io/images/3ugk85nk/production/14a315b79990200db7341e42553e23650b34bb96-250x250.png"
+    )
+    _documentation_url: ClassVar[HttpUrl] = HttpUrl(
+        "https://codefresh.io/docs/docs/integrations/docker-registries/"
+    )
     _description: ClassVar[str] = (
         "A Docker registry integration for freshflow pipelines: the registry "
         "host, optional credentials and repository prefix."
@@ -63,6 +69,12 @@ class EcrRegistry(Block):
 
     _block_type_name: ClassVar[str] = "freshflow ECR registry"
     _block_type_slug: ClassVar[str] = "freshflow-ecr-registry"
+    _logo_url: ClassVar[HttpUrl] = HttpUrl(
+        "https://cdn.sanity.io/images/3ugk85nk/production/d74b16fe84ce626345adf235a47008fea2869a60-225x225.png"
+    )
+    _documentation_url: ClassVar[HttpUrl] = HttpUrl(
+        "https://codefresh.io/docs/docs/integrations/docker-registries/"
+    )
     _description: ClassVar[str] = (
         "An Amazon ECR integration for freshflow pipelines: account, region and "
         "AWS credentials (static keys, or the standard AWS chain when empty)."
@@ -71,8 +83,9 @@ class EcrRegistry(Block):
     region: str = Field(description="AWS region of the registry, e.g. `us-east-1`.")
     account_id: str | None = Field(
         default=None,
-        description="12-digit AWS account that owns the registry; found with "
-        "STS GetCallerIdentity when empty.",
+        description="12-digit AWS account that owns the registry. When empty, "
+        "pushes go to the registry the ECR login is issued for (the account of "
+        "the keys, or of `role_arn`).",
     )
     access_key_id: str | None = Field(
         default=None,
@@ -104,6 +117,7 @@ class EcrRegistry(Block):
 
     @property
     def domain(self) -> str:
+        """The registry host; `unknown-account` until the account is known."""
         account = self.account_id or "unknown-account"
         return f"{account}.dkr.ecr.{self.region}.amazonaws.com"
 

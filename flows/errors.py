@@ -4,6 +4,7 @@
     ├── PipelineFileError            codefresh.yml cannot be read or is invalid (2)
     ├── ExpressionError              a `when.condition` expression is malformed
     ├── IntegrationError             a registry integration is missing or bad (3)
+    ├── PlatformError                the Prefect server, a work pool or a deployment (4)
     └── StepError                    a step failed while running (1)
         ├── EngineError              the Docker Engine cannot be reached
         ├── BuildError               the engine reported a build failure
@@ -76,6 +77,12 @@ class IntegrationError(FreshflowError):
     """A registry integration is missing, ambiguous or incomplete."""
 
     exit_code = 3
+
+
+class PlatformError(FreshflowError):
+    """The Prefect server, a work pool or a deployment cannot be used."""
+
+    exit_code = 4
 
 
 class StepError(FreshflowError):

@@ -15,6 +15,7 @@ ECR_HOST = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
     r"\.amazonaws\.com(?:\.cn)?$"
 )
+AWS_REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d$")
 DOCKER_HUB = "docker.io"
 
 
@@ -54,7 +55,12 @@ class Catalog:
         """The integration that pulls from `domain`: the primary one first."""
         matches = [i for i in self.integrations if i.domain == domain]
         primary = [i for i in matches if i.primary]
-        return (primary or matches or [None])[0]
+        return next(iter(primary or matches), None)
+
+
+def ecr_host(registry: str) -> re.Match[str] | None:
+    """The ECR host match of a `registry` value `<host>[/prefix]`, or None."""
+    return ECR_HOST.match(registry.partition("/")[0])
 
 
 def looks_like_host(value: str) -> bool:

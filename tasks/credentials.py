@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from blocks.registry import DockerRegistry, EcrRegistry
 from blocks.store import load_integration
 from flows.errors import IntegrationError
+from flows.integrations import ECR_HOST
 from flows.redaction import register
 from flows.resolve import Destination
 from tasks import vault
 from tasks.engine import RegistryAuth
+
+if TYPE_CHECKING:
+    from tasks.ecr import AwsKeys
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +35,15 @@ class Target:
 
 
 def docker_auth(integration: str) -> tuple[str, RegistryAuth | None]:
-    """Host and credentials of a Docker registry integration."""
+    """Host and credentials of a registry integration (ECR: a login to it)."""
     block = load_integration(integration)
+    if isinstance(block, EcrRegistry):
+        host = block.domain if block.account_id else None
+        ecr = Destination("ecr", integration, host, region=block.region)
+        target = _ecr_target(ecr, "", f"registry {integration!r}")
+        return target.host, target.auth
     if not isinstance(block, DockerRegistry):
-        msg = f"integration {integration!r} is an ECR registry; it cannot be used here"
+        msg = f"integration {integration!r} is not a registry integration"
         raise IntegrationError(msg)
     password = block.password.get_secret_value() if block.password else None
     register(password)
@@ -63,21 +73,38 @@ def resolve_target(destination: Destination, run_id: str, step: str) -> Target:
     return Target(host, auth)
 
 
+@dataclass(frozen=True)
+class _EcrAccess:
+    """Who logs in to ECR, in which region, and whether repositories are created."""
+
+    keys: AwsKeys
+    region: str
+    create_repositories: bool
+
+
 def _ecr_target(
     destination: Destination, run_id: str, step: str, *, refresh: bool = False
 ) -> Target:
+    """Log in to ECR; push to the destination's host, else the token's registry.
+
+    An integration without an account, or inline mode without a registry host,
+    pushes to the registry the token was issued for (its proxy endpoint).
+    """
     from tasks.ecr import ecr_login
 
-    keys, region, create = _ecr_keys(destination, run_id, step)
+    access = _ecr_access(destination, run_id, step)
     login = ecr_login(
-        keys,
-        region,
+        access.keys,
+        access.region,
         role_arn=destination.role_arn,
         session_name=destination.session_name,
         duration_seconds=destination.duration_seconds,
         refresh=refresh,
     )
-    return Target(login.host, login.auth, create)
+    host = destination.host or login.host
+    auth = RegistryAuth(host, login.auth.username, login.auth.password)
+    log.debug("ECR login for %s (token issued for %s)", host, login.host)
+    return Target(host, auth, access.create_repositories)
 
 
 def refresh_ecr_target(destination: Destination, run_id: str, step: str) -> Target:
@@ -85,7 +112,8 @@ def refresh_ecr_target(destination: Destination, run_id: str, step: str) -> Targ
     return _ecr_target(destination, run_id, step, refresh=True)
 
 
-def _ecr_keys(destination: Destination, run_id: str, step: str):  # type: ignore[no-untyped-def]
+def _ecr_access(destination: Destination, run_id: str, step: str) -> _EcrAccess:
+    """Keys and region from the step's inline fields or its ECR integration."""
     from tasks.ecr import AwsKeys
 
     if destination.integration is None:
@@ -97,7 +125,8 @@ def _ecr_keys(destination: Destination, run_id: str, step: str):  # type: ignore
             vault.get(run_id, step, "access_key_id"),
             vault.get(run_id, step, "secret_access_key"),
         )
-        return keys, region, False
+        return _EcrAccess(keys, region, create_repositories=False)
+
     block = load_integration(destination.integration)
     if not isinstance(block, EcrRegistry):
         msg = f"integration {destination.integration!r} is not an ECR registry"
@@ -109,7 +138,8 @@ def _ecr_keys(destination: Destination, run_id: str, step: str):  # type: ignore
     register(secret)
     register(token)
     keys = AwsKeys(block.access_key_id, secret, token)
-    return keys, destination.region or block.region, block.create_repositories
+    region = destination.region or block.region
+    return _EcrAccess(keys, region, block.create_repositories)
 
 
 def ensure_ecr_repository(
@@ -118,12 +148,14 @@ def ensure_ecr_repository(
     """Check (or create, when the integration allows it) an ECR repository."""
     from tasks.ecr import ensure_repository
 
-    keys, region, create = _ecr_keys(destination, run_id, step)
+    access = _ecr_access(destination, run_id, step)
+    match = ECR_HOST.match(destination.host or "")
     ensure_repository(
-        keys,
-        region,
+        access.keys,
+        access.region,
         repository,
-        create=create,
+        create=access.create_repositories,
+        account=match.group("account") if match else None,
         role_arn=destination.role_arn,
         session_name=destination.session_name,
         duration_seconds=destination.duration_seconds,

@@ -147,34 +147,49 @@ def ensure_repository(
     repository: str,
     *,
     create: bool,
+    account: str | None = None,
     role_arn: str | None = None,
     session_name: str = "default-session-name",
     duration_seconds: int = 3600,
 ) -> None:
-    """Make sure ECR `repository` exists in `region`, creating it if `create`."""
+    """Make sure ECR `repository` exists in `region`, creating it if `create`.
+
+    `account` names the registry when it is not the caller's own.
+    """
     scope = _Scope(keys, region, role_arn, session_name, duration_seconds)
     session, _ = _session(scope, refresh=False)
+    registry = {"registryId": account} if account else {}
     with _translated("DescribeRepositories", scope):
         ecr = _client(session, "ecr")
         try:
-            ecr.describe_repositories(repositoryNames=[repository])
+            ecr.describe_repositories(repositoryNames=[repository], **registry)
         except ClientError as exc:
             if _error_code(exc) != "RepositoryNotFoundException":
                 raise
             match = _REGISTRY_ID.search(str(exc.response["Error"].get("Message")))
-            account = f"account {match.group(1)}" if match else "the caller's account"
+            owner = match.group(1) if match else account
+            where = f"account {owner}" if owner else "the caller's account"
         else:
             log.debug("ECR repository %r exists in %s", repository, region)
             return
 
     if not create:
-        msg = f"ECR repository {repository!r} does not exist in {account}, region {region!r}; create it (aws ecr create-repository --repository-name {repository} --region {region}) or turn on the integration's `create_repositories` setting"
+        msg = f"ECR repository {repository!r} does not exist in {where}, region {region!r}; create it (aws ecr create-repository --repository-name {repository} --region {region}), or push through an ECR integration with `create_repositories` on (freshflow registry add-ecr NAME ... --create-repositories) to have freshflow create it"
         raise AwsError(msg)
 
     exists = ecr.exceptions.RepositoryAlreadyExistsException  # a race: fine
     with _translated("CreateRepository", scope), contextlib.suppress(exists):
-        ecr.create_repository(repositoryName=repository)
-    log.info("Created ECR repository %r in %s, region %s", repository, account, region)
+        ecr.create_repository(repositoryName=repository, **registry)
+    log.info("Created ECR repository %r in %s, region %s", repository, where, region)
+
+
+def caller_account(keys: AwsKeys, region: str) -> str:
+    """The 12-digit account of `keys` (or of the worker's chain), from STS."""
+    scope = _Scope(keys, region, None, "default-session-name", 3600)
+    session, _ = _session(scope, refresh=False)
+    with _translated("GetCallerIdentity", scope):
+        answer = _client(session, "sts").get_caller_identity()
+    return str(answer["Account"])
 
 
 def forget_logins() -> None:
@@ -305,7 +320,7 @@ def _translated(operation: str, scope: _Scope) -> Iterator[None]:
 def _client_error_message(exc: ClientError, operation: str, scope: _Scope) -> str:
     code = _error_code(exc)
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    service = "sts" if operation == "AssumeRole" else "ecr"
+    service = "sts" if operation in ("AssumeRole", "GetCallerIdentity") else "ecr"
     who = f"role {scope.role_arn!r}" if scope.role_arn else "the integration's keys"
     if not scope.role_arn and not scope.keys.access_key_id:
         who = "the worker's AWS chain"
@@ -314,7 +329,7 @@ def _client_error_message(exc: ClientError, operation: str, scope: _Scope) -> st
     if (code in _DENIED or status == 403) and operation == "AssumeRole":
         return f"AWS denied sts:AssumeRole on role {scope.role_arn!r}: the caller must be allowed sts:AssumeRole on that role, and the role's trust policy must allow the caller"
     if code in _DENIED or status == 403:
-        return f"AWS denied ecr:{operation} in {scope.region!r}: the identity used ({who}) needs the ecr:{operation} permission; add it to its IAM policy"
+        return f"AWS denied {service}:{operation} in {scope.region!r}: the identity used ({who}) needs the {service}:{operation} permission; add it to its IAM policy"
     if code == "ValidationError" and "uration" in str(exc):
         return f"STS refused aws_duration_seconds {scope.duration_seconds} for role {scope.role_arn!r}: it must be 900-3600 seconds and within the role's maximum session duration"
     message = redact(str(exc.response.get("Error", {}).get("Message", "")))

@@ -23,7 +23,13 @@ import pytest
 from flows.errors import AwsError
 from flows.redaction import redact
 from tasks import ecr
-from tasks.ecr import AwsKeys, ecr_login, ensure_repository, forget_logins
+from tasks.ecr import (
+    AwsKeys,
+    caller_account,
+    ecr_login,
+    ensure_repository,
+    forget_logins,
+)
 from tests.support.aws import FAKE_KEY, Moto, moto_ecr_password, start_moto
 from tests.support.services import free_port
 
@@ -338,3 +344,16 @@ def test_keys_repr_hides_secrets() -> None:
     assert "secret-access-key" not in text
     assert "session-token" not in text
     assert text.count("[secure]") == 2
+
+
+def test_caller_account(aws: Moto) -> None:
+    assert caller_account(KEYS, "eu-west-1") == ACCOUNT
+    assert _calls(aws, "GetCallerIdentity") == 1
+
+
+def test_repository_in_a_named_account(aws: Moto) -> None:
+    ensure_repository(KEYS, "us-east-1", "app/web", create=True, account=ACCOUNT)
+    ensure_repository(KEYS, "us-east-1", "app/web", create=False, account=ACCOUNT)
+
+    sent = [r.params.get("registryId") for r in aws.requests() if r.service == "ecr"]
+    assert sent == [ACCOUNT, ACCOUNT, ACCOUNT]
