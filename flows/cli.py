@@ -140,23 +140,24 @@ def plan(
 
 
 def _print_plan(document: dict[str, object]) -> None:
-    table = Table(
-        "step", "stage", "type", "what", "options", title=f"plan of {document['file']}"
-    )
+    table = Table(title=f"plan of {document['file']}")
+    for column in ("step", "stage", "type"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what", overflow="fold")
+    table.add_column("options", overflow="fold")
     steps = document["steps"]
     assert isinstance(steps, dict)
     for name, step in steps.items():
-        what = (step.get("reason") and f"skipped: {step['reason']}") or "\n".join(
-            step.get("pushes", []) or step.get("builds", [])
-        )
+        if step.get("reason"):
+            what = [f"skipped: {step['reason']}"]
+        elif step.get("error"):
+            what = [f"cannot resolve yet: {step['error']}"]
+        else:
+            what = [f"build {b}" for b in step.get("builds", [])]
+            what += [f"push {p}" for p in step.get("pushes", [])]
         indent = "  " if step.get("parent") else ""
-        table.add_row(
-            indent + name,
-            step["stage"],
-            step["type"],
-            what or "",
-            step.get("options", ""),
-        )
+        row = (indent + name, step["stage"], step["type"], "\n".join(what))
+        table.add_row(*row, step.get("options", ""))
     out.print(table)
 
 
@@ -217,7 +218,10 @@ def run(
 
 
 def _print_report(report: dict[str, object]) -> None:
-    table = Table("step", "result", "pushed / reason", title=str(report["message"]))
+    table = Table(title=str(report["message"]))
+    table.add_column("step", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("pushed / reason", overflow="fold")
     steps = report["steps"]
     assert isinstance(steps, dict)
     for name, step in steps.items():
