@@ -55,9 +55,15 @@ def publish_status(state: State) -> None:
             status_markdown(report), key=STATUS_KEY, description=str(report["message"])
         )
         pushed = [
-            {"step": name, "image": ref}
-            for name, step in report["steps"].items()
-            for ref in step.get("pushed", [])
+            {
+                "image": image["reference"],
+                "digest": image["digest"],
+                "image ID": image["imageId"],
+                "size": image["size"],
+                "step": image["step"],
+                "run": report["flow_run_id"],
+            }
+            for image in report.get("images", [])
         ]
         if pushed:
             create_table_artifact(

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows import cli_platform
 from flows.cli_annotations import annotations_app
 from flows.errors import FreshflowError, IntegrationError, PipelineFileError, Problem
 from flows.integrations import Catalog
@@ -32,6 +33,7 @@ registry_app = typer.Typer(
 )
 app.add_typer(registry_app, name="registry")
 app.add_typer(annotations_app, name="annotations")
+cli_platform.register(app)
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -197,15 +199,16 @@ def run(
         runner = make_task_runner(task_runner)
     except FreshflowError as exc:
         _fail(exc)
-    state = run_pipeline.with_options(task_runner=runner)(
-        str(file.resolve()),
-        variables,
-        branch,
-        revision,
-        None,
-        skip_unsupported,
-        return_state=True,
-    )
+    with cli_platform.push_progress_bars(err):
+        state = run_pipeline.with_options(task_runner=runner)(
+            str(file.resolve()),
+            variables,
+            branch,
+            revision,
+            None,
+            skip_unsupported,
+            return_state=True,
+        )
     report = state.result(raise_on_failure=False)
     if not isinstance(report, dict):
         err.print(f"error: the pipeline did not run: {state.message}", markup=False)
@@ -468,6 +471,12 @@ def main() -> None:
     """Entry point of the `freshflow` command."""
     for key, value in _PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    from prefect.context import refresh_global_settings_context
+
+    from flows.localserver import use_running_server
+
+    use_running_server()  # `freshflow server start` saves the start-up
+    refresh_global_settings_context()  # Prefect read its settings on import
     try:
         app()
     except FreshflowError as exc:

@@ -107,7 +107,9 @@ class _Builder:
             )
             return None
         if "steps" not in data:
-            self.error("the pipeline needs `steps`: a mapping of step names to steps", ())
+            self.error(
+                "the pipeline needs `steps`: a mapping of step names to steps", ()
+            )
             return None
         steps = self.steps(data.get("steps"), ("steps",), parent=None)
         root = self.validate(Pipeline, {**data, "steps": {}}, (), "the pipeline")
@@ -276,7 +278,9 @@ def _translate(
             yield f"{what} needs `{field}`", where[:-1], False
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
-            message = f"`{field}` of {what} must be one of {expected}, not {err['input']!r}"
+            message = (
+                f"`{field}` of {what} must be one of {expected}, not {err['input']!r}"
+            )
             yield message, where, False
         else:
             expected = _EXPECTED.get(kind)

@@ -69,14 +69,22 @@ _NOTICE_FILTER = ThreadTimeoutNoticeFilter()
 
 
 def install() -> None:
-    """Attach the filter to every handler of the loggers Prefect writes to.
+    """Attach the filter to every handler of every logger configured so far.
 
     Prefect configures logging lazily, so this runs at the start of each flow
     run; a filter on a logger would miss records propagated from children.
+    Handlers of all loggers count, not only Prefect's well-known ones: the
+    API handlers also sit on `prefect.extra` and `prefect.workers`, a debug
+    handler on `prefect._internal`, and libraries may add their own.
     """
-    names = ["", "prefect", "prefect.flow_runs", "prefect.task_runs", "freshflow"]
-    for name in names:
-        for handler in logging.getLogger(name).handlers:
+    registry = logging.Logger.manager.loggerDict
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in list(registry.values())
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
             if _FILTER not in handler.filters:
                 handler.addFilter(_NOTICE_FILTER)
                 handler.addFilter(_FILTER)

@@ -85,6 +85,17 @@ class BuildReport:
             "message": self.message,
             "flow_run_id": self.flow_run_id,
             "steps": {name: o.as_json() for name, o in self.steps.items()},
+            "images": [
+                {
+                    "step": name,
+                    "reference": image.reference,
+                    "digest": image.digest,
+                    "imageId": image.image_id,
+                    "size": image.size,
+                }
+                for name, outcome in self.steps.items()
+                for image in outcome.pushed
+            ],
         }
 
     def pushed(self) -> list[PushedImage]:
@@ -113,8 +124,8 @@ def build_status(
             continue
         strict = outcome.strict_fail_fast
         strict = root_strict if strict is None else strict
-        if outcome.fail_fast and parent is None:
-            failing.append(name)
-        elif not outcome.fail_fast and strict and outcome.type != "parallel":
+        if (outcome.fail_fast and parent is None) or (
+            not outcome.fail_fast and strict and outcome.type != "parallel"
+        ):
             failing.append(name)
     return ("failure" if failing else "success"), failing

@@ -18,7 +18,7 @@ from prefect.runtime import flow_run, task_run
 from flows.errors import ImageNotFoundError, RegistryAuthError, StepError
 from flows.report import PushedImage, StepOutcome
 from flows.resolve import BuildSpecInput, PushSpec
-from tasks import engine
+from tasks import engine, progress
 from tasks.credentials import (
     Target,
     docker_auth,
@@ -102,12 +102,14 @@ def push_to(
     target = resolve_target(spec.destination, run_id, spec.step)
     if spec.destination.kind == "ecr":
         ensure_ecr_repository(spec.destination, run_id, spec.step, spec.image_path)
-    pusher: Pusher = EnginePusher(api)
+    repository = f"{target.host}/{spec.image_path}"
+    pusher: Pusher = EnginePusher(
+        api, progress.track_push(spec.step, repository, spec.tags)
+    )
 
     def report(image: PushedImage) -> None:
         logger.info("pushed %s@%s", image.reference, image.digest)
 
-    repository = f"{target.host}/{spec.image_path}"
     try:
         return pusher.push(
             image_id, repository, spec.tags, target.auth, deadline, report

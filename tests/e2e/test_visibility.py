@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 PIPELINE = """\
@@ -45,12 +46,25 @@ def test_runs_show_steps_stages_skips_and_status(freshflow, workspace, registry_
     assert result.exit_code == 0, result.stderr
     run_id = uuid.UUID(str(result.json()["flow_run_id"]))
 
+    # Task runs reach the API as events, a moment after the flow returns.
+    deadline = time.monotonic() + 60
     with get_client(sync_client=True) as client:
-        flow_run = client.read_flow_run(run_id)
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
-        )
+        while True:
+            flow_run = client.read_flow_run(run_id)
+            task_runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+            )
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])
+                )
+            )
+            settled = len(task_runs) == 3 and all(
+                t.state is not None and t.state.is_final() for t in task_runs
+            )
+            if settled or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
 
     assert flow_run.state is not None and flow_run.state.message == "Build completed successfully"
     by_name = {t.name: t for t in task_runs}
