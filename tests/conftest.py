@@ -103,7 +103,9 @@ def workspace(tmp_path: Path, base_image: str) -> Callable[[str], Path]:
     def make(pipeline: str, marker: str | None = None) -> Path:
         directory = tmp_path / "checkout"
         directory.mkdir(exist_ok=True)
-        (directory / "Dockerfile").write_text(f"FROM {base_image}\nCOPY marker.txt /marker.txt\n")
+        (directory / "Dockerfile").write_text(
+            f"FROM {base_image}\nCOPY marker.txt /marker.txt\n"
+        )
         (directory / "marker.txt").write_text(marker or str(tmp_path))
         path = directory / "codefresh.yml"
         path.write_text(pipeline)

@@ -76,7 +76,9 @@ def failed_step(result: CliResult, step: str) -> dict[str, object]:
     return steps[step]  # type: ignore[no-any-return]
 
 
-def test_right_credentials_push_over_tls(freshflow, workspace, secure, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_right_credentials_push_over_tls(
+    freshflow, workspace, secure, integrations
+) -> None:  # type: ignore[no-untyped-def]
     integrations("secure", secure)
     result = freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")
 
@@ -86,20 +88,26 @@ def test_right_credentials_push_over_tls(freshflow, workspace, secure, integrati
     assert all(p.startswith(f"{secure.host}/app:") for p in pushed)
 
 
-def test_wrong_password_fails_unauthorized(freshflow, workspace, secure, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_password_fails_unauthorized(
+    freshflow, workspace, secure, integrations
+) -> None:  # type: ignore[no-untyped-def]
     wrong = dataclasses.replace(secure, password="not-the-password")
     integrations("secure", wrong)
     result = freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")
 
     step = failed_step(result, "push")
     assert "unauthorized" in str(step["reason"])
-    assert f"registry {secure.host!r}, repository 'app', tag 'v1'" in str(step["reason"])
+    assert f"registry {secure.host!r}, repository 'app', tag 'v1'" in str(
+        step["reason"]
+    )
     assert step["pushed"] == []
     assert secure.tags("app") == []
     assert result.json()["message"] == "Failed to execute: push failed"
 
 
-def test_inline_credentials(freshflow, workspace, secure, integrations, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_inline_credentials(
+    freshflow, workspace, secure, integrations, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("REG_USER", USER)
     monkeypatch.setenv("REG_PASSWORD", PASSWORD)
     path = workspace(INLINE.replace("HOST", secure.host))
@@ -110,13 +118,22 @@ def test_inline_credentials(freshflow, workspace, secure, integrations, monkeypa
     skipped = freshflow("run", str(path), "--branch", "main", "--json")
     step = skipped.json()["steps"]["step_name"]  # type: ignore[index]
     assert step["result"] == "skipped"
-    assert "main" in step["reason"] and "/FB-/i" in step["reason"]
+    assert "main" in step["reason"]
+    assert "/FB-/i" in step["reason"]
 
 
-def test_inline_wrong_password_fails_but_fail_fast_false_keeps_build_green(freshflow, workspace, secure, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_inline_wrong_password_fails_but_fail_fast_false_keeps_build_green(
+    freshflow, workspace, secure, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("REG_USER", USER)
     monkeypatch.setenv("REG_PASSWORD", INLINE_PASSWORD)
-    result = freshflow("run", str(workspace(INLINE.replace("HOST", secure.host))), "--branch", "fb-1", "--json")
+    result = freshflow(
+        "run",
+        str(workspace(INLINE.replace("HOST", secure.host))),
+        "--branch",
+        "fb-1",
+        "--json",
+    )
 
     assert result.exit_code == 0  # fail_fast: false (Decisions 12)
     step = result.json()["steps"]["step_name"]  # type: ignore[index]
@@ -124,21 +141,34 @@ def test_inline_wrong_password_fails_but_fail_fast_false_keeps_build_green(fresh
     assert "unauthorized" in step["reason"]
 
 
-def test_missing_candidate_fails_clearly(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_missing_candidate_fails_clearly(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_factory()
     integrations("local", registry)
     text = "version: '1.0'\nsteps:\n  push:\n    type: push\n    candidate: 127.0.0.1:1/nothing/here:v9\n    registry: local\n"
     result = freshflow("run", str(workspace(text)), "--branch", "main", "--json")
 
     step = failed_step(result, "push")
-    assert "candidate '127.0.0.1:1/nothing/here:v9' does not exist locally and cannot be pulled" in str(step["reason"])
+    assert (
+        "candidate '127.0.0.1:1/nothing/here:v9' does not exist locally and cannot be pulled"
+        in str(step["reason"])
+    )
 
 
-def test_registry_down_fails_clearly(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_registry_down_fails_clearly(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_factory()
     integrations("local", registry)
     registry.stop()
-    result = freshflow("run", str(workspace(PUSH.replace("secure", "local"))), "--branch", "main", "--json")
+    result = freshflow(
+        "run",
+        str(workspace(PUSH.replace("secure", "local"))),
+        "--branch",
+        "main",
+        "--json",
+    )
 
     step = failed_step(result, "push")
     assert "the registry cannot be reached" in str(step["reason"])
@@ -146,11 +176,16 @@ def test_registry_down_fails_clearly(freshflow, workspace, registry_factory, int
 
 
 def test_validate_reports_location_and_exit_2(freshflow, workspace) -> None:  # type: ignore[no-untyped-def]
-    path = workspace("version: '1.0'\nsteps:\n  p:\n    type: push\n    candidate: x\n    tagz: [a]\n")
+    path = workspace(
+        "version: '1.0'\nsteps:\n  p:\n    type: push\n    candidate: x\n    tagz: [a]\n"
+    )
     result = freshflow("validate", str(path))
 
     assert result.exit_code == 2
-    assert f"{path}:6:5: unknown key 'tagz' in push step 'p'; did you mean 'tag'?" in result.stderr
+    assert (
+        f"{path}:6:5: unknown key 'tagz' in push step 'p'; did you mean 'tag'?"
+        in result.stderr
+    )
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -162,18 +197,25 @@ def test_run_refuses_an_invalid_pipeline(freshflow, workspace) -> None:  # type:
     assert "pass --skip-unsupported" in result.stderr
 
 
-def test_plan_touches_nothing(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_plan_touches_nothing(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_factory()
     integrations("secure", registry)
     result = freshflow("plan", str(workspace(PUSH)), "--branch", "main", "--json")
 
     assert result.exit_code == 0, result.stderr
     steps = result.json()["steps"]
-    assert steps["push"]["pushes"] == [f"{registry.host}/app:v1", f"{registry.host}/app:latest"]  # type: ignore[index]
+    assert steps["push"]["pushes"] == [
+        f"{registry.host}/app:v1",
+        f"{registry.host}/app:latest",
+    ]  # type: ignore[index]
     assert registry.repositories() == []
 
 
-def test_no_secret_is_left_anywhere(freshflow, prefect_server, workspace, secure, integrations, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_no_secret_is_left_anywhere(
+    freshflow, prefect_server, workspace, secure, integrations, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     """Runs both credential modes, then scans logs, parameters and files."""
     integrations("secure", secure)
     monkeypatch.setenv("REG_USER", USER)
@@ -235,7 +277,15 @@ steps:
 """
 
 
-def test_promotion_pulls_with_registry_context(freshflow, workspace, secure, registry_factory, integrations, docker_client, base_image) -> None:  # type: ignore[no-untyped-def]
+def test_promotion_pulls_with_registry_context(
+    freshflow,
+    workspace,
+    secure,
+    registry_factory,
+    integrations,
+    docker_client,
+    base_image,
+) -> None:  # type: ignore[no-untyped-def]
     from tests.support.images import build_test_image, push_image, remove_images
 
     source_ref = f"{secure.host}/team/app:rc1"
@@ -245,8 +295,12 @@ def test_promotion_pulls_with_registry_context(freshflow, workspace, secure, reg
     target = registry_factory("target")
     integrations("source", secure)
     integrations("target", target)
-    result = freshflow("run", str(workspace(PROMOTE.replace("SOURCE", secure.host))), "--json")
+    result = freshflow(
+        "run", str(workspace(PROMOTE.replace("SOURCE", secure.host))), "--json"
+    )
 
     assert result.exit_code == 0, result.stderr + result.stdout
     assert target.tags("team/app") == ["prod"]
-    assert target.manifest_digest("team/app", "prod") == secure.manifest_digest("team/app", "rc1")
+    assert target.manifest_digest("team/app", "prod") == secure.manifest_digest(
+        "team/app", "rc1"
+    )

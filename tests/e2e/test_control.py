@@ -60,14 +60,22 @@ def run(freshflow: Callable[..., CliResult], path: object) -> CliResult:
     return result
 
 
-def test_retry_after_two_failures(freshflow, workspace, registry_factory, integrations, task_logs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_retry_after_two_failures(
+    freshflow, workspace, registry_factory, integrations, task_logs, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_factory()
     port = registry.port
     registry.stop()  # down for the first two attempts
     integrations("flaky", registry)
     restarted: list[Registry] = []
     task_logs.triggers.append(
-        ("(attempt 2)", lambda: (time.sleep(0.3), restarted.append(start_registry(tmp_path / "again", port=port))))
+        (
+            "(attempt 2)",
+            lambda: (
+                time.sleep(0.3),
+                restarted.append(start_registry(tmp_path / "again", port=port)),
+            ),
+        )
     )
     pipeline = BUILD.format(root="") + (
         "  push:\n    type: push\n    candidate: ${{build}}\n    registry: flaky\n"
@@ -77,7 +85,8 @@ def test_retry_after_two_failures(freshflow, workspace, registry_factory, integr
     try:
         result = run(freshflow, workspace(pipeline))
         assert result.exit_code == 0, result.stdout
-        assert restarted and restarted[0].tags("app") == ["attempt-3-of-3"]
+        assert restarted
+        assert restarted[0].tags("app") == ["attempt-3-of-3"]
     finally:
         for again in restarted:
             again.stop()
@@ -106,7 +115,9 @@ def slow_registry(registry_factory) -> Iterator[tuple[Registry, ThrottlingProxy]
         yield registry, proxy
 
 
-def test_timeout_stops_the_push(freshflow, workspace, integrations, slow_image, slow_registry) -> None:  # type: ignore[no-untyped-def]
+def test_timeout_stops_the_push(
+    freshflow, workspace, integrations, slow_image, slow_registry
+) -> None:  # type: ignore[no-untyped-def]
     registry, proxy = slow_registry
     integrations("slow", registry, host=proxy.host)
     pipeline = (
@@ -130,7 +141,9 @@ def test_timeout_stops_the_push(freshflow, workspace, integrations, slow_image, 
     assert registry.tags("freshflow-test/slow") == []
 
 
-def test_parallel_parent_timeout_bounds_children(freshflow, workspace, integrations, slow_image, slow_registry) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_parent_timeout_bounds_children(
+    freshflow, workspace, integrations, slow_image, slow_registry
+) -> None:  # type: ignore[no-untyped-def]
     registry, proxy = slow_registry
     integrations("slow", registry, host=proxy.host)
     pipeline = (
@@ -173,24 +186,66 @@ version: '1.0'
 COMBOS = [
     # root, parent, failing child, build status, did `after` run
     pytest.param("", "", "", "failure", False, id="defaults-stop-the-build"),
-    pytest.param("", "", "        fail_fast: false\n", "success", True, id="child-fail-fast-false"),
-    pytest.param("", "", "        fail_fast: false\n        strict_fail_fast: true\n", "failure", True, id="child-strict"),
-    pytest.param("strict_fail_fast: true\n", "", "        fail_fast: false\n", "failure", True, id="root-strict"),
-    pytest.param("", "    fail_fast: false\n", "", "success", True, id="parent-fail-fast-false"),
-    pytest.param("strict_fail_fast: true\n", "    fail_fast: false\n", "", "success", True, id="parent-fail-fast-false-root-strict"),
-    pytest.param("fail_fast: false\n", "", "", "success", True, id="root-fail-fast-false"),
+    pytest.param(
+        "",
+        "",
+        "        fail_fast: false\n",
+        "success",
+        True,
+        id="child-fail-fast-false",
+    ),
+    pytest.param(
+        "",
+        "",
+        "        fail_fast: false\n        strict_fail_fast: true\n",
+        "failure",
+        True,
+        id="child-strict",
+    ),
+    pytest.param(
+        "strict_fail_fast: true\n",
+        "",
+        "        fail_fast: false\n",
+        "failure",
+        True,
+        id="root-strict",
+    ),
+    pytest.param(
+        "", "    fail_fast: false\n", "", "success", True, id="parent-fail-fast-false"
+    ),
+    pytest.param(
+        "strict_fail_fast: true\n",
+        "    fail_fast: false\n",
+        "",
+        "success",
+        True,
+        id="parent-fail-fast-false-root-strict",
+    ),
+    pytest.param(
+        "fail_fast: false\n", "", "", "success", True, id="root-fail-fast-false"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("root", "parent", "child", "status", "after_ran"), COMBOS)
 def test_fail_fast_rules_with_parallel_pushes(  # type: ignore[no-untyped-def]
-    freshflow, workspace, registry_factory, integrations, root, parent, child, status, after_ran
+    freshflow,
+    workspace,
+    registry_factory,
+    integrations,
+    root,
+    parent,
+    child,
+    status,
+    after_ran,
 ) -> None:
     good, bad = registry_factory("good"), registry_factory("bad")
     integrations("good", good)
     integrations("bad", bad)
     bad.stop()
-    result = run(freshflow, workspace(PARALLEL.format(root=root, parent=parent, child=child)))
+    result = run(
+        freshflow, workspace(PARALLEL.format(root=root, parent=parent, child=child))
+    )
 
     document = result.json()
     steps = document["steps"]
@@ -246,13 +301,20 @@ steps:
 """
 
 
-def test_parallel_mode_diamond(freshflow, workspace, registry_factory, integrations, docker_client, base_image) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_mode_diamond(
+    freshflow, workspace, registry_factory, integrations, docker_client, base_image
+) -> None:  # type: ignore[no-untyped-def]
     image = f"freshflow-test/diamond:{time.time_ns()}"
     build_test_image(docker_client, image, image, payload_bytes=150_000)
-    left, right, fast = registry_factory("left"), registry_factory("right"), registry_factory("fast")
-    with ThrottlingProxy("127.0.0.1", left.port, bytes_per_second=100_000) as lp, ThrottlingProxy(
-        "127.0.0.1", right.port, bytes_per_second=100_000
-    ) as rp:
+    left, right, fast = (
+        registry_factory("left"),
+        registry_factory("right"),
+        registry_factory("fast"),
+    )
+    with (
+        ThrottlingProxy("127.0.0.1", left.port, bytes_per_second=100_000) as lp,
+        ThrottlingProxy("127.0.0.1", right.port, bytes_per_second=100_000) as rp,
+    ):
         integrations("left", left, host=lp.host)
         integrations("right", right, host=rp.host)
         integrations("fast", fast)
@@ -262,8 +324,10 @@ def test_parallel_mode_diamond(freshflow, workspace, registry_factory, integrati
     steps = result.json()["steps"]
     assert result.exit_code == 0, steps
     a, b, c, d = (steps[n] for n in "abcd")  # type: ignore[index]
-    assert b["started"] >= a["finished"] and c["started"] >= a["finished"]
-    assert b["started"] < c["finished"] and c["started"] < b["finished"]  # overlap
+    assert b["started"] >= a["finished"]
+    assert c["started"] >= a["finished"]
+    assert b["started"] < c["finished"]
+    assert c["started"] < b["finished"]
     assert d["started"] >= max(b["finished"], c["finished"])
     assert steps["e"]["result"] == "skipped"  # type: ignore[index]
     assert "a (success)" in steps["e"]["reason"]  # type: ignore[index]
@@ -277,7 +341,15 @@ def test_dask_task_runner(freshflow, workspace, registry_factory, integrations) 
         "      one:\n        type: push\n        candidate: ${{build}}\n        tag: one\n"
         "      two:\n        type: push\n        candidate: ${{build}}\n        tag: two\n"
     )
-    result = freshflow("run", str(workspace(pipeline)), "--branch", "main", "--json", "--task-runner", "dask")
+    result = freshflow(
+        "run",
+        str(workspace(pipeline)),
+        "--branch",
+        "main",
+        "--json",
+        "--task-runner",
+        "dask",
+    )
 
     assert result.exit_code == 0, result.stdout + result.stderr
     assert sorted(registry.tags("app")) == ["one", "two"]

@@ -44,7 +44,9 @@ steps:
 """
 
 
-def test_operations_are_stored_and_readable_after_the_run(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_operations_are_stored_and_readable_after_the_run(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_factory()
     integrations("down", registry)
     registry.stop()
@@ -55,11 +57,19 @@ def test_operations_are_stored_and_readable_after_the_run(freshflow, workspace, 
     image_id = report["steps"]["build"]["imageId"]  # type: ignore[index]
 
     image = freshflow("annotations", "get", "image", str(image_id), "--json").json()
-    pipeline = freshflow("annotations", "get", "pipeline", path.parent.name, "--json").json()
-    build = freshflow("annotations", "get", "build", str(report["flow_run_id"]), "--json").json()
+    pipeline = freshflow(
+        "annotations", "get", "pipeline", path.parent.name, "--json"
+    ).json()
+    build = freshflow(
+        "annotations", "get", "build", str(report["flow_run_id"]), "--json"
+    ).json()
 
     text = json.dumps([image, pipeline, build])
-    assert '"qa"' in text and '"pending"' in text and '"is_main"' in text
-    assert '"last_branch"' in text and '"coverage"' in text
+    assert '"qa"' in text
+    assert '"pending"' in text
+    assert '"is_main"' in text
+    assert '"last_branch"' in text
+    assert '"coverage"' in text
     assert '"push_failed"' in text
-    assert '"push_result"' in text and '"failure"' in text
+    assert '"push_result"' in text
+    assert '"failure"' in text

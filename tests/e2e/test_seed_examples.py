@@ -129,7 +129,9 @@ def pushed_digests(result: CliResult, step: str) -> dict[str, str]:
     return found
 
 
-def assert_registry_holds(registry: Registry, repository: str, digests: dict[str, str]) -> None:
+def assert_registry_holds(
+    registry: Registry, repository: str, digests: dict[str, str]
+) -> None:
     """The registry has exactly these tags of `repository`, with these digests."""
     expected = {ref.rsplit(":", 1)[1]: digest for ref, digest in digests.items()}
     assert sorted(registry.tags(repository)) == sorted(expected)
@@ -144,7 +146,9 @@ def run_json(freshflow: Callable[..., CliResult], path: Path, *args: str) -> Cli
     return result
 
 
-def test_single_tag_to_integration(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_single_tag_to_integration(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_factory()
     integrations("myazureregistry", registry)
     result = run_json(freshflow, workspace(SINGLE_TAG), "--branch", "main")
@@ -160,10 +164,14 @@ def test_single_tag_to_integration(freshflow, workspace, registry_factory, integ
     assert steps["MyAppDockerImage"]["imageId"] == steps["pushToMyRegistry"]["imageId"]  # type: ignore[index]
 
 
-def test_branch_tag_and_image_name_override(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_branch_tag_and_image_name_override(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     registry = registry_factory()
     integrations("myazureregistry", registry)
-    result = run_json(freshflow, workspace(BRANCH_TAG), "--branch", "Feature/Login-Page#2")
+    result = run_json(
+        freshflow, workspace(BRANCH_TAG), "--branch", "Feature/Login-Page#2"
+    )
 
     digests = pushed_digests(result, "pushToMyRegistry")
     repository = "my-user-name/a-different-image-name"
@@ -171,7 +179,9 @@ def test_branch_tag_and_image_name_override(freshflow, workspace, registry_facto
     assert_registry_holds(registry, repository, digests)
     # The build's own push (to the only, hence default, integration) keeps
     # the build's name and tag, as the reference describes.
-    assert_registry_holds(registry, "my-app-image", pushed_digests(result, "MyAppDockerImage"))
+    assert_registry_holds(
+        registry, "my-app-image", pushed_digests(result, "MyAppDockerImage")
+    )
     assert registry.tags("my-app-image") == ["latest"]
 
 
@@ -189,7 +199,9 @@ def test_multiple_tags(freshflow, workspace, registry_factory, integrations) -> 
     assert_registry_holds(registry, "my-app-image", {**digests, **build})
 
 
-def test_parallel_push_to_two_registries(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_parallel_push_to_two_registries(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     gcr, hub = registry_factory("gcr"), registry_factory("hub")
     integrations("gcr", gcr)
     integrations("dockerhub", hub)
@@ -202,14 +214,18 @@ def test_parallel_push_to_two_registries(freshflow, workspace, registry_factory,
     )
     assert_registry_holds(gcr, "my-app-image", google)
     docker_hub = pushed_digests(result, "PushingToDockerRegistry")
-    assert list(docker_hub) == [f"{hub.host}/my-docker-hub-username/my-app-name:1a2b3c4"]
+    assert list(docker_hub) == [
+        f"{hub.host}/my-docker-hub-username/my-app-name:1a2b3c4"
+    ]
     assert_registry_holds(hub, "my-docker-hub-username/my-app-name", docker_hub)
     steps = result.json()["steps"]
     assert steps["PushingToRegistries"]["result"] == "success"  # type: ignore[index]
     assert "not in `stages`" in result.stderr
 
 
-def test_build_pushes_to_the_default_integration(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_build_pushes_to_the_default_integration(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     default, other = registry_factory("default"), registry_factory("other")
     integrations("local", default, default=True)
     integrations("myazureregistry", other)
@@ -218,4 +234,6 @@ def test_build_pushes_to_the_default_integration(freshflow, workspace, registry_
     build = pushed_digests(result, "MyAppDockerImage")
     assert list(build) == [f"{default.host}/my-app-image:main"]
     assert_registry_holds(default, "my-app-image", build)
-    assert_registry_holds(other, "my-app-image", pushed_digests(result, "pushToMyRegistry"))
+    assert_registry_holds(
+        other, "my-app-image", pushed_digests(result, "pushToMyRegistry")
+    )

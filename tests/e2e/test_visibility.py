@@ -32,7 +32,9 @@ steps:
 """
 
 
-def test_runs_show_steps_stages_skips_and_status(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_runs_show_steps_stages_skips_and_status(
+    freshflow, workspace, registry_factory, integrations
+) -> None:  # type: ignore[no-untyped-def]
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -42,7 +44,9 @@ def test_runs_show_steps_stages_skips_and_status(freshflow, workspace, registry_
     )
 
     integrations("local", registry_factory())
-    result = freshflow("run", str(workspace(PIPELINE)), "--branch", "feature/x", "--json")
+    result = freshflow(
+        "run", str(workspace(PIPELINE)), "--branch", "feature/x", "--json"
+    )
     assert result.exit_code == 0, result.stderr
     run_id = uuid.UUID(str(result.json()["flow_run_id"]))
 
@@ -66,13 +70,15 @@ def test_runs_show_steps_stages_skips_and_status(freshflow, workspace, registry_
                 break
             time.sleep(0.5)
 
-    assert flow_run.state is not None and flow_run.state.message == "Build completed successfully"
+    assert flow_run.state is not None
+    assert flow_run.state.message == "Build completed successfully"
     by_name = {t.name: t for t in task_runs}
     assert set(by_name) == {"Building the image", "push", "release"}
     assert "build" in by_name["Building the image"].tags
     assert "push" in by_name["release"].tags
     skipped = by_name["release"].state
-    assert skipped is not None and skipped.name == "Skipped"
+    assert skipped is not None
+    assert skipped.name == "Skipped"
     assert "feature/x" in str(skipped.message)
     status = next(a for a in artifacts if a.key == "freshflow-build-status")
     assert "# Build success" in str(status.data)

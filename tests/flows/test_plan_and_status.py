@@ -16,22 +16,51 @@ from flows.validation import check, parse_timeout
 from flows.variables import Scope, normalize_branch
 
 
-def outcome(name: str, result: str, *, fail_fast: bool = True, strict: bool | None = None,
-            parent: str | None = None, kind: str = "push") -> StepOutcome:
-    return StepOutcome(name, kind, result, fail_fast=fail_fast, strict_fail_fast=strict, parent=parent)  # type: ignore[arg-type]
+def outcome(
+    name: str,
+    result: str,
+    *,
+    fail_fast: bool = True,
+    strict: bool | None = None,
+    parent: str | None = None,
+    kind: str = "push",
+) -> StepOutcome:
+    return StepOutcome(
+        name, kind, result, fail_fast=fail_fast, strict_fail_fast=strict, parent=parent
+    )  # type: ignore[arg-type]
 
 
 STATUS = [
     pytest.param([outcome("a", "success")], False, "success", id="all-green"),
     pytest.param([outcome("a", "failure")], False, "failure", id="fail-fast-failure"),
-    pytest.param([outcome("a", "failure", fail_fast=False)], False, "success", id="fail-fast-false"),
-    pytest.param([outcome("a", "failure", fail_fast=False)], True, "failure", id="root-strict"),
-    pytest.param([outcome("a", "failure", fail_fast=False, strict=True)], False, "failure", id="step-strict"),
-    pytest.param([outcome("a", "failure", fail_fast=False, strict=False)], True, "success", id="step-strict-false-wins"),
+    pytest.param(
+        [outcome("a", "failure", fail_fast=False)],
+        False,
+        "success",
+        id="fail-fast-false",
+    ),
+    pytest.param(
+        [outcome("a", "failure", fail_fast=False)], True, "failure", id="root-strict"
+    ),
+    pytest.param(
+        [outcome("a", "failure", fail_fast=False, strict=True)],
+        False,
+        "failure",
+        id="step-strict",
+    ),
+    pytest.param(
+        [outcome("a", "failure", fail_fast=False, strict=False)],
+        True,
+        "success",
+        id="step-strict-false-wins",
+    ),
     pytest.param([outcome("a", "skipped")], True, "success", id="skipped"),
     pytest.param([outcome("a", "terminated")], False, "failure", id="timed-out"),
     pytest.param(
-        [outcome("p", "success", fail_fast=False, kind="parallel"), outcome("c", "failure", parent="p")],
+        [
+            outcome("p", "success", fail_fast=False, kind="parallel"),
+            outcome("c", "failure", parent="p"),
+        ],
         True,
         "success",
         id="parent-fail-fast-false-always-success",
@@ -43,7 +72,10 @@ STATUS = [
         id="parent-fails-with-child",
     ),
     pytest.param(
-        [outcome("p", "success", kind="parallel"), outcome("c", "failure", fail_fast=False, strict=True, parent="p")],
+        [
+            outcome("p", "success", kind="parallel"),
+            outcome("c", "failure", fail_fast=False, strict=True, parent="p"),
+        ],
         False,
         "failure",
         id="strict-child-under-fail-fast-parent",
@@ -52,14 +84,24 @@ STATUS = [
 
 
 @pytest.mark.parametrize(("outcomes", "root_strict", "expected"), STATUS)
-def test_build_status(outcomes: list[StepOutcome], root_strict: bool, expected: str) -> None:
+def test_build_status(
+    outcomes: list[StepOutcome], root_strict: bool, expected: str
+) -> None:
     status, _ = build_status({o.name: o for o in outcomes}, root_strict)
     assert status == expected
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("1.5h", 5400), ("45m", 2700), (".5s", 0.5), ("0s", None), ("0h", None), (None, None)],
+    [
+        ("30s", 30),
+        ("1.5h", 5400),
+        ("45m", 2700),
+        (".5s", 0.5),
+        ("0s", None),
+        ("0h", None),
+        (None, None),
+    ],
 )
 def test_parse_timeout(text: str | None, seconds: float | None) -> None:
     assert parse_timeout(text) == seconds
@@ -92,7 +134,9 @@ def test_branch_normalization(branch: str, normalized: str) -> None:
         ("r.io", "", "old.registry:5000/ns/app", "r.io/ns/app"),
     ],
 )
-def test_target_repository(domain: str, prefix: str, image_name: str, expected: str) -> None:
+def test_target_repository(
+    domain: str, prefix: str, image_name: str, expected: str
+) -> None:
     assert target_repository(domain, prefix, image_name) == expected
 
 
@@ -131,7 +175,9 @@ steps:
 """
 CATALOG = Catalog(
     (
-        IntegrationInfo("local", "docker", "127.0.0.1:5000", prefix="team", default=True),
+        IntegrationInfo(
+            "local", "docker", "127.0.0.1:5000", prefix="team", default=True
+        ),
         IntegrationInfo("hub", "docker", "docker.io"),
     )
 )
@@ -143,12 +189,17 @@ def test_plan_options_and_resolution() -> None:
     plan = translate(pipeline, "codefresh.yml")
     steps = {s.name: s for s in plan.all_steps()}
     assert steps["build"].retry.delays == (2, 6, 18)
-    assert (steps["inherits"].timeout, steps["own"].timeout, steps["none"].timeout) == (600, 30, None)
+    assert (steps["inherits"].timeout, steps["own"].timeout, steps["none"].timeout) == (
+        600,
+        30,
+        None,
+    )
 
     scope = Scope({"CF_SHORT_REVISION": "abc1234", "CF_BRANCH_TAG_NORMALIZED": "main"})
     build = resolve_build("build", pipeline.steps["build"], scope, CATALOG, Path("."))  # type: ignore[arg-type]
     assert build.tags == ("main", "abc1234")  # tag_policy lowercase
-    assert build.push is not None and build.push.references() == [
+    assert build.push is not None
+    assert build.push.references() == [
         "127.0.0.1:5000/team/my-app:main",
         "127.0.0.1:5000/team/my-app:abc1234",
     ]

@@ -15,7 +15,12 @@ CATALOG = Catalog(
     (
         IntegrationInfo("local", "docker", "127.0.0.1:5000", default=True),
         IntegrationInfo("other", "docker", "127.0.0.1:5001"),
-        IntegrationInfo("ecr", "ecr", "123456789012.dkr.ecr.us-east-1.amazonaws.com", region="us-east-1"),
+        IntegrationInfo(
+            "ecr",
+            "ecr",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            region="us-east-1",
+        ),
     )
 )
 
@@ -32,7 +37,9 @@ def problems(text: str, catalog: Catalog = CATALOG) -> list[str]:
 
 
 def push(body: str) -> str:
-    lines = "\n".join("    " + line for line in textwrap.dedent(body).strip().splitlines())
+    lines = "\n".join(
+        "    " + line for line in textwrap.dedent(body).strip().splitlines()
+    )
     return HEAD + "  p:\n    type: push\n" + lines + "\n"
 
 
@@ -83,12 +90,16 @@ CASES = [
         id="region-on-docker-registry",
     ),
     pytest.param(
-        push("candidate: x\nregistry: ecr\nrole_arn: arn:aws:iam::123456789012:role/r\naws_duration_seconds: 899"),
+        push(
+            "candidate: x\nregistry: ecr\nrole_arn: arn:aws:iam::123456789012:role/r\naws_duration_seconds: 899"
+        ),
         "c.yml:8:27: step 'p': aws_duration_seconds is 899; it must be between 900 and 3600",
         id="duration-899",
     ),
     pytest.param(
-        push("candidate: x\nregistry: ecr\nrole_arn: arn:aws:iam::123456789012:role/r\naws_duration_seconds: 3601"),
+        push(
+            "candidate: x\nregistry: ecr\nrole_arn: arn:aws:iam::123456789012:role/r\naws_duration_seconds: 3601"
+        ),
         "c.yml:8:27: step 'p': aws_duration_seconds is 3601; it must be between 900 and 3600",
         id="duration-3601",
     ),
@@ -169,7 +180,8 @@ CASES = [
         id="retry-zero",
     ),
     pytest.param(
-        push("candidate: ${{other}}\n") + "  other:\n    type: push\n    candidate: y\n",
+        push("candidate: ${{other}}\n")
+        + "  other:\n    type: push\n    candidate: y\n",
         "c.yml:5:16: candidate of step 'p' refers to step 'other', which is a push step; a candidate must name a build step or an image",
         id="candidate-not-a-build",
     ),
@@ -177,10 +189,15 @@ CASES = [
 
 
 @pytest.mark.parametrize(("text", "expected"), CASES)
-def test_invalid_pipeline_reports_message_and_location(text: str, expected: str | None) -> None:
+def test_invalid_pipeline_reports_message_and_location(
+    text: str, expected: str | None
+) -> None:
     found = problems(text)
     if expected is None:
-        assert any(p.startswith("c.yml:9:14: condition 'c' of step 'p':") and "==" in p for p in found), found
+        assert any(
+            p.startswith("c.yml:9:14: condition 'c' of step 'p':") and "==" in p
+            for p in found
+        ), found
     else:
         assert expected in found, found
 
