@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.variables import GitFacts
+from flows.variables import GitFacts, system_variables
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +55,29 @@ def read_git_facts(directory: Path) -> GitFacts:
         commit_url=remote.removesuffix(".git") + f"/commit/{revision}"
         if remote.startswith("http")
         else "",
+    )
+
+
+def run_variables(
+    pipeline_file: Path,
+    branch: str | None,
+    revision: str | None,
+    *,
+    build_id: str,
+    pipeline_name: str | None = None,
+) -> dict[str, str]:
+    """The CF_* variables of a run of `pipeline_file`; flags beat the checkout."""
+    git = read_git_facts(pipeline_file.parent)
+    git = GitFacts(
+        **{
+            **git.__dict__,
+            "branch": branch or git.branch,
+            "revision": revision or git.revision,
+        }
+    )
+    return system_variables(
+        git,
+        pipeline_name=pipeline_name or pipeline_file.parent.name,
+        build_id=build_id,
+        started=datetime.now(UTC),
     )

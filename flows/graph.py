@@ -18,7 +18,12 @@ from flows.when import dependency_lists
 _POLL = 0.1
 
 
-def run_graph(run: Any, start: Callable[..., Any], finish: Callable[..., None]) -> None:
+def run_graph(
+    run: Any,
+    start: Callable[..., Any],
+    finish: Callable[..., None],
+    skip: Callable[..., None],
+) -> None:
     """Drive `run.plan.steps` by their dependencies (see module docstring)."""
     pending = list(run.plan.steps)
     running: dict[str, tuple[Any, Any]] = {}
@@ -46,10 +51,8 @@ def run_graph(run: Any, start: Callable[..., Any], finish: Callable[..., None]) 
                 del running[name]
                 progressed = True
         if not running and pending and not progressed:
-            from flows.pipeline import _skip
-
             for step in pending:
-                _skip(run, step, "its when.steps dependencies can never be satisfied")
+                skip(run, step, "its when.steps dependencies can never be satisfied")
             pending.clear()
         if not progressed:
             time.sleep(_POLL)

@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import redaction
 from flows.errors import FreshflowError, PipelineFileError, StepError
-from flows.gitinfo import read_git_facts
+from flows.gitinfo import run_variables
 from flows.integrations import Catalog
 from flows.loader import load_pipeline
 from flows.model import BuildStep, ParallelStep, PushStep
@@ -44,7 +43,7 @@ from flows.report import (
 )
 from flows.resolve import resolve_build, resolve_push
 from flows.validation import check
-from flows.variables import GitFacts, Scope, normalize_branch, system_variables
+from flows.variables import Scope
 from flows.when import skip_reason, success_by_criteria
 
 log = logging.getLogger(__name__)
@@ -181,7 +180,7 @@ def run_pipeline(
         if run.plan.mode == "parallel":
             from flows.graph import run_graph
 
-            run_graph(run, _start_step, _finish_step)
+            run_graph(run, _start_step, _finish_step, _skip)
         else:
             for step in run.plan.steps:
                 _run_sequential(run, step)
@@ -209,21 +208,8 @@ def _prepare(
         raise PipelineFileError(problems)
     for warning in problems:
         get_run_logger().warning("%s", warning)
-    git = read_git_facts(path.parent)
-    git = GitFacts(
-        **{
-            **git.__dict__,
-            "branch": branch or git.branch,
-            "revision": revision or git.revision,
-        }
-    )
     run_id = str(runtime_flow_run.get_id() or "local")
-    system = system_variables(
-        git,
-        pipeline_name=name or path.parent.name,
-        build_id=run_id,
-        started=datetime.now(UTC),
-    )
+    system = run_variables(path, branch, revision, build_id=run_id, pipeline_name=name)
     scope = Scope({**os.environ, **system, **variables})
     run = _Run(translate(pipeline, str(path)), scope, catalog, path.parent, run_id)
     _stash_inline_secrets(run)
@@ -424,8 +410,3 @@ def _final_state(run: _Run) -> State:
     if status == "success":
         return Completed(message=message, data=data)
     return Failed(message=message, data=data)
-
-
-def default_branch(branch: str | None) -> str:
-    """The branch a run reports when neither git nor `--branch` names one."""
-    return normalize_branch(branch) if branch else "local"

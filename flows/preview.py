@@ -7,16 +7,15 @@ on a real run (image IDs, digests) is shown as a placeholder.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from flows.errors import StepError
-from flows.gitinfo import read_git_facts
+from flows.gitinfo import run_variables
 from flows.integrations import Catalog
 from flows.model import BuildStep, Pipeline, PushStep
 from flows.plan import PlannedStep, translate
 from flows.resolve import resolve_build, resolve_push
-from flows.variables import GitFacts, Scope, system_variables
+from flows.variables import Scope
 from flows.when import skip_reason
 
 
@@ -30,20 +29,7 @@ def preview(
 ) -> dict[str, object]:
     """The plan as the `plan --json` document (run's shape, without results)."""
     path = file.resolve()
-    git = read_git_facts(path.parent)
-    git = GitFacts(
-        **{
-            **git.__dict__,
-            "branch": branch or git.branch,
-            "revision": revision or git.revision,
-        }
-    )
-    system = system_variables(
-        git,
-        pipeline_name=path.parent.name,
-        build_id="<build id>",
-        started=datetime.now(UTC),
-    )
+    system = run_variables(path, branch, revision, build_id="<build id>")
     scope = Scope({**system, **variables})
     plan = translate(pipeline, str(path))
     builds: dict[str, str] = {}
