@@ -79,7 +79,11 @@ def _catalog(required: bool) -> Catalog | None:
         raise
     except Exception as exc:
         if required:
-            msg = f"cannot read registry integrations from Prefect: {exc}"
+            where = os.environ.get("PREFECT_API_URL") or "the embedded server"
+            msg = (
+                f"cannot read registry integrations from Prefect ({where}): {exc}; "
+                "check PREFECT_API_URL, or unset it to use the embedded server"
+            )
             raise IntegrationError(msg) from None
         err.print(
             f"warning: registry integrations not checked (Prefect unreachable: {exc})",
