@@ -20,6 +20,8 @@ from flows import cli_platform
 from flows.cli_annotations import annotations_app
 from flows.errors import FreshflowError, IntegrationError, PipelineFileError, Problem
 from flows.integrations import Catalog
+from flows.model import Pipeline
+from flows.yamlsource import Source
 
 app = typer.Typer(
     name="freshflow",
@@ -92,16 +94,14 @@ def _catalog(required: bool) -> Catalog | None:
         return None
 
 
-def _load_checked(file: Path, skip_unsupported: bool, catalog: Catalog | None):  # type: ignore[no-untyped-def]
+def _load_checked(
+    file: Path, skip_unsupported: bool, catalog: Catalog | None
+) -> tuple[Pipeline, Source]:
     from flows.loader import load_pipeline
     from flows.validation import check
 
     pipeline, source = load_pipeline(file)
-    problems: list[Problem] = check(
-        pipeline, source, catalog or Catalog(), skip_unsupported=skip_unsupported
-    )
-    if catalog is None:
-        problems = [p for p in problems if "integration" not in p.message]
+    problems = check(pipeline, source, catalog, skip_unsupported=skip_unsupported)
     if any(p.severity == "error" for p in problems):
         raise PipelineFileError(problems)
     for warning in problems:
@@ -134,9 +134,10 @@ def plan(
     from flows.preview import preview
 
     try:
-        catalog = _catalog(required=False) or Catalog()
+        catalog = _catalog(required=False)
         pipeline, _ = _load_checked(file, skip_unsupported, catalog)
-        document = preview(pipeline, file, catalog, _variables(var), branch, revision)
+        known = catalog or Catalog()
+        document = preview(pipeline, file, known, _variables(var), branch, revision)
     except FreshflowError as exc:
         _fail(exc)
     if as_json:

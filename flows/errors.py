@@ -1,10 +1,10 @@
 """The exceptions freshflow raises, one base class and one subclass per domain.
 
     FreshflowError                   base; `exit_code` is what the CLI exits with
-    ├── PipelineFileError            codefresh.yml cannot be read or is invalid (2)
+    ├── PipelineFileError            codefresh.yml unreadable or invalid (2)
     ├── ExpressionError              a `when.condition` expression is malformed
     ├── IntegrationError             a registry integration is missing or bad (3)
-    ├── PlatformError                the Prefect server, a work pool or a deployment (4)
+    ├── PlatformError                Prefect server, work pool, deployment (4)
     └── StepError                    a step failed while running (1)
         ├── EngineError              the Docker Engine cannot be reached
         ├── BuildError               the engine reported a build failure

@@ -7,6 +7,7 @@ secret; credentials are named (an integration) or kept in the run's vault.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -172,7 +173,14 @@ def _attempt_probe(text: str) -> str:
     return text
 
 
-def _tags(step, tag, tags, sub, *, lowercase: bool) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+def _tags(
+    step: str,
+    tag: str | None,
+    tags: list[str] | None,
+    sub: Callable[[str], str],
+    *,
+    lowercase: bool,
+) -> tuple[str, ...]:
     raw = list(tags) if tags else [tag if tag is not None else "latest"]
     result: list[str] = []
     for item in raw:

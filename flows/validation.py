@@ -81,11 +81,15 @@ def all_steps(
 def check(
     pipeline: Pipeline,
     source: Source,
-    catalog: Catalog,
+    catalog: Catalog | None,
     *,
     skip_unsupported: bool = False,
 ) -> list[Problem]:
-    """Every cross-field problem in `pipeline`, errors and warnings."""
+    """Every cross-field problem in `pipeline`, errors and warnings.
+
+    With `catalog` None (Prefect unreachable) integration names are not
+    checked, and a named integration may be an ECR one.
+    """
     checker = _Checker(pipeline, source, catalog, skip_unsupported)
     for name, step, path in all_steps(pipeline.steps):
         checker.step(name, step, path)
@@ -113,7 +117,7 @@ def _has_variable(text: str) -> bool:
 
 class _Checker:
     def __init__(
-        self, pipeline: Pipeline, source: Source, catalog: Catalog, skip: bool
+        self, pipeline: Pipeline, source: Source, catalog: Catalog | None, skip: bool
     ) -> None:
         self.pipeline = pipeline
         self.source = source
@@ -330,6 +334,8 @@ class _Checker:
         """Check `registry`; return whether the push goes to ECR."""
         if provider == "ecr":
             return True
+        if self.catalog is None:
+            return True  # integrations unknown: leave ECR fields to the run
         if registry is None:
             default = self.catalog.default()
             if default is None and not build:
@@ -350,7 +356,7 @@ class _Checker:
     def known_integration(
         self, name: str, integration: str, path: Path_
     ) -> IntegrationInfo | None:
-        if _has_variable(integration):
+        if _has_variable(integration) or self.catalog is None:
             return None
         info = self.catalog.get(integration)
         if info is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import CliResult
+from tests.support.leaks import files_written_with, prefect_texts
 from tests.support.registry import Registry
 
 USER, PASSWORD = "pusher", "s3cret-Pa55word-for-tests"
@@ -78,7 +79,7 @@ def failed_step(result: CliResult, step: str) -> dict[str, object]:
 
 def test_right_credentials_push_over_tls(
     freshflow, workspace, secure, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     integrations("secure", secure)
     result = freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")
 
@@ -90,7 +91,7 @@ def test_right_credentials_push_over_tls(
 
 def test_wrong_password_fails_unauthorized(
     freshflow, workspace, secure, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     wrong = dataclasses.replace(secure, password="not-the-password")
     integrations("secure", wrong)
     result = freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")
@@ -107,7 +108,7 @@ def test_wrong_password_fails_unauthorized(
 
 def test_inline_credentials(
     freshflow, workspace, secure, integrations, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setenv("REG_USER", USER)
     monkeypatch.setenv("REG_PASSWORD", PASSWORD)
     path = workspace(INLINE.replace("HOST", secure.host))
@@ -124,7 +125,7 @@ def test_inline_credentials(
 
 def test_inline_wrong_password_fails_but_fail_fast_false_keeps_build_green(
     freshflow, workspace, secure, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setenv("REG_USER", USER)
     monkeypatch.setenv("REG_PASSWORD", INLINE_PASSWORD)
     result = freshflow(
@@ -143,7 +144,7 @@ def test_inline_wrong_password_fails_but_fail_fast_false_keeps_build_green(
 
 def test_missing_candidate_fails_clearly(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = registry_factory()
     integrations("local", registry)
     text = "version: '1.0'\nsteps:\n  push:\n    type: push\n    candidate: 127.0.0.1:1/nothing/here:v9\n    registry: local\n"
@@ -158,7 +159,7 @@ def test_missing_candidate_fails_clearly(
 
 def test_registry_down_fails_clearly(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = registry_factory()
     integrations("local", registry)
     registry.stop()
@@ -175,7 +176,7 @@ def test_registry_down_fails_clearly(
     assert registry.host in str(step["reason"])
 
 
-def test_validate_reports_location_and_exit_2(freshflow, workspace) -> None:  # type: ignore[no-untyped-def]
+def test_validate_reports_location_and_exit_2(freshflow, workspace) -> None:
     path = workspace(
         "version: '1.0'\nsteps:\n  p:\n    type: push\n    candidate: x\n    tagz: [a]\n"
     )
@@ -189,7 +190,7 @@ def test_validate_reports_location_and_exit_2(freshflow, workspace) -> None:  # 
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_run_refuses_an_invalid_pipeline(freshflow, workspace) -> None:  # type: ignore[no-untyped-def]
+def test_run_refuses_an_invalid_pipeline(freshflow, workspace) -> None:
     path = workspace("version: '1.0'\nsteps:\n  d:\n    type: deploy\n")
     result = freshflow("run", str(path))
 
@@ -199,7 +200,7 @@ def test_run_refuses_an_invalid_pipeline(freshflow, workspace) -> None:  # type:
 
 def test_plan_touches_nothing(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = registry_factory()
     integrations("secure", registry)
     result = freshflow("plan", str(workspace(PUSH)), "--branch", "main", "--json")
@@ -215,54 +216,23 @@ def test_plan_touches_nothing(
 
 def test_no_secret_is_left_anywhere(
     freshflow, prefect_server, workspace, secure, integrations, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Runs both credential modes, then scans logs, parameters and files."""
     integrations("secure", secure)
     monkeypatch.setenv("REG_USER", USER)
     monkeypatch.setenv("REG_PASSWORD", PASSWORD)
-    assert freshflow("run", str(workspace(PUSH)), "--branch", "main").exit_code == 0
+    # One checkout: each run rewrites its codefresh.yml before running.
+    runs = [freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")]
     inline = workspace(INLINE.replace("HOST", secure.host))
-    assert freshflow("run", str(inline), "--branch", "fb-x").exit_code == 0
+    runs.append(freshflow("run", str(inline), "--branch", "fb-x", "--json"))
+    assert [r.exit_code for r in runs] == [0, 0]
 
-    texts = _prefect_texts()
+    texts = prefect_texts([str(r.json()["flow_run_id"]) for r in runs])
     for secret in (PASSWORD, INLINE_PASSWORD):
         assert not [t for t in texts if secret in t]
-        assert not _files_containing(Path.home(), secret)
-        assert not _files_containing(Path(os.environ["PREFECT_HOME"]), secret)
-
-
-def _prefect_texts() -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter
-
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(), limit=200)
-        runs = client.read_flow_runs(limit=200)
-        artifacts = client.read_artifacts(limit=200)
-    texts = [log.message for log in logs]
-    texts += [repr(run.parameters) + repr(run.state) for run in runs]
-    texts += [repr(artifact.data) for artifact in artifacts]
-    assert any("pushed" in t for t in texts), "the scan saw no logs at all"
-    return texts
-
-
-def _files_containing(root: Path, secret: str) -> list[Path]:
-    """Files under `root` written during this session that contain `secret`."""
-    needle = secret.encode()
-    found = []
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = [d for d in subdirs if d != ".pyenv"]  # the Python install
-        for name in files:
-            path = Path(directory, name)
-            try:
-                info = path.stat()
-                if info.st_mtime < _SESSION_START or info.st_size > 50_000_000:
-                    continue
-                if needle in path.read_bytes():
-                    found.append(path)
-            except OSError:
-                continue
-    return found
+        assert not files_written_with(Path.home(), (secret,), _SESSION_START)
+        prefect_home = Path(os.environ["PREFECT_HOME"])
+        assert not files_written_with(prefect_home, (secret,), _SESSION_START)
 
 
 PROMOTE = """\
@@ -285,7 +255,7 @@ def test_promotion_pulls_with_registry_context(
     integrations,
     docker_client,
     base_image,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from tests.support.images import build_test_image, push_image, remove_images
 
     source_ref = f"{secure.host}/team/app:rc1"

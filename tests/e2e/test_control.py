@@ -62,7 +62,7 @@ def run(freshflow: Callable[..., CliResult], path: object) -> CliResult:
 
 def test_retry_after_two_failures(
     freshflow, workspace, registry_factory, integrations, task_logs, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = registry_factory()
     port = registry.port
     registry.stop()  # down for the first two attempts
@@ -100,7 +100,7 @@ def test_retry_after_two_failures(
 
 
 @pytest.fixture
-def slow_image(docker_client, base_image) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def slow_image(docker_client, base_image) -> Iterator[str]:
     """A local image with a 3 MB incompressible layer."""
     reference = f"freshflow-test/slow:{time.time_ns()}"
     build_test_image(docker_client, reference, reference, payload_bytes=3_000_000)
@@ -109,7 +109,7 @@ def slow_image(docker_client, base_image) -> Iterator[str]:  # type: ignore[no-u
 
 
 @pytest.fixture
-def slow_registry(registry_factory) -> Iterator[tuple[Registry, ThrottlingProxy]]:  # type: ignore[no-untyped-def]
+def slow_registry(registry_factory) -> Iterator[tuple[Registry, ThrottlingProxy]]:
     registry = registry_factory("slow")
     with ThrottlingProxy("127.0.0.1", registry.port, bytes_per_second=50_000) as proxy:
         yield registry, proxy
@@ -117,7 +117,7 @@ def slow_registry(registry_factory) -> Iterator[tuple[Registry, ThrottlingProxy]
 
 def test_timeout_stops_the_push(
     freshflow, workspace, integrations, slow_image, slow_registry
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry, proxy = slow_registry
     integrations("slow", registry, host=proxy.host)
     pipeline = (
@@ -143,7 +143,7 @@ def test_timeout_stops_the_push(
 
 def test_parallel_parent_timeout_bounds_children(
     freshflow, workspace, integrations, slow_image, slow_registry
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry, proxy = slow_registry
     integrations("slow", registry, host=proxy.host)
     pipeline = (
@@ -228,7 +228,7 @@ COMBOS = [
 
 
 @pytest.mark.parametrize(("root", "parent", "child", "status", "after_ran"), COMBOS)
-def test_fail_fast_rules_with_parallel_pushes(  # type: ignore[no-untyped-def]
+def test_fail_fast_rules_with_parallel_pushes(
     freshflow,
     workspace,
     registry_factory,
@@ -303,7 +303,7 @@ steps:
 
 def test_parallel_mode_diamond(
     freshflow, workspace, registry_factory, integrations, docker_client, base_image
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     image = f"freshflow-test/diamond:{time.time_ns()}"
     build_test_image(docker_client, image, image, payload_bytes=150_000)
     left, right, fast = (
@@ -333,7 +333,7 @@ def test_parallel_mode_diamond(
     assert "a (success)" in steps["e"]["reason"]  # type: ignore[index]
 
 
-def test_dask_task_runner(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_dask_task_runner(freshflow, workspace, registry_factory, integrations) -> None:
     registry = registry_factory()
     integrations("local", registry)
     pipeline = BUILD.format(root="") + (

@@ -46,7 +46,7 @@ steps:
 
 def test_operations_are_stored_and_readable_after_the_run(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = registry_factory()
     integrations("down", registry)
     registry.stop()

@@ -148,7 +148,7 @@ def run_json(freshflow: Callable[..., CliResult], path: Path, *args: str) -> Cli
 
 def test_single_tag_to_integration(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = registry_factory()
     integrations("myazureregistry", registry)
     result = run_json(freshflow, workspace(SINGLE_TAG), "--branch", "main")
@@ -166,7 +166,7 @@ def test_single_tag_to_integration(
 
 def test_branch_tag_and_image_name_override(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     registry = registry_factory()
     integrations("myazureregistry", registry)
     result = run_json(
@@ -185,7 +185,7 @@ def test_branch_tag_and_image_name_override(
     assert registry.tags("my-app-image") == ["latest"]
 
 
-def test_multiple_tags(freshflow, workspace, registry_factory, integrations) -> None:  # type: ignore[no-untyped-def]
+def test_multiple_tags(freshflow, workspace, registry_factory, integrations) -> None:
     registry = registry_factory()
     integrations("myazureregistry", registry)
     result = run_json(freshflow, workspace(MULTI_TAG), "--branch", "main")
@@ -201,7 +201,7 @@ def test_multiple_tags(freshflow, workspace, registry_factory, integrations) -> 
 
 def test_parallel_push_to_two_registries(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     gcr, hub = registry_factory("gcr"), registry_factory("hub")
     integrations("gcr", gcr)
     integrations("dockerhub", hub)
@@ -225,7 +225,7 @@ def test_parallel_push_to_two_registries(
 
 def test_build_pushes_to_the_default_integration(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     default, other = registry_factory("default"), registry_factory("other")
     integrations("local", default, default=True)
     integrations("myazureregistry", other)

@@ -34,7 +34,7 @@ steps:
 
 def test_runs_show_steps_stages_skips_and_status(
     freshflow, workspace, registry_factory, integrations
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -87,6 +87,6 @@ def test_runs_show_steps_stages_skips_and_status(
     assert f"{registry_host(result)}/app:latest" in str(pushed.data)
 
 
-def registry_host(result) -> str:  # type: ignore[no-untyped-def]
+def registry_host(result) -> str:
     pushed = result.json()["steps"]["push"]["pushed"][0]
     return str(pushed).split("/", 1)[0]

@@ -4,7 +4,8 @@
 directory, port, database and role, so a team server on the same machine is
 never touched; `scripts/server purge` drops it all after the package's last
 test.  The worker inherits the script's environment, which points boto3 at
-a `moto_server` (and nowhere else), so runs can push to an ECR stand-in.  `platform_api` points this process at it (Prefect settings and
+a `moto_server` (and nowhere else), so runs can push to an ECR stand-in.
+`platform_api` points this process at it (Prefect settings and
 `PREFECT_API_URL` for subprocesses) and restores both afterwards; the
 session's `prefect_server` harness is not used here.
 """
