@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
 import docker.auth
@@ -46,7 +46,15 @@ Event = Mapping[str, Any]
 ProgressCallback = Callable[[Event], None]
 
 _AUTH_WORDS = ("unauthorized", "authentication required", "no basic auth credentials")
+_UNREACHABLE_WORDS = (
+    "connection refused",
+    "no such host",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "timeout",
+)
 _ENGINE_TIMEOUT = 60
+_EXPORT_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -85,11 +93,27 @@ class Deadline:
         left = self.remaining()
         return left is not None and left <= 0
 
-    def error(self) -> StepTimeoutError:
+    def error(self, stopped: str = "the work was stopped") -> StepTimeoutError:
         return StepTimeoutError(
-            f"{self.what} timed out after {_duration(self.seconds or 0)}; "
-            "the work was stopped at the engine"
+            f"{self.what} timed out after {_duration(self.seconds or 0)}; {stopped}"
         )
+
+    @contextlib.contextmanager
+    def watchdog(
+        self, action: Callable[[], None], grace: float = 0.0
+    ) -> Iterator[None]:
+        """Run `action` `grace` seconds after the deadline, unless the block ends first."""
+        left = self.remaining()
+        timer = None
+        if left is not None:
+            timer = threading.Timer(max(left, 0) + grace, action)
+            timer.daemon = True
+            timer.start()
+        try:
+            yield
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 def _duration(seconds: float) -> str:
@@ -126,15 +150,11 @@ def stream_events(
     """Decoded JSON events of an engine stream, cut off at `deadline`."""
     api._raise_for_status(response)
     sock = _response_socket(response)
-    watchdog = None
-    if deadline.remaining() is not None and sock is not None:
-        watchdog = threading.Timer(max(deadline.remaining() or 0, 0), _cut, (sock,))
-        watchdog.daemon = True
-        watchdog.start()
     try:
         if sock is not None:
             sock.settimeout(None)  # the deadline, not a read timeout, bounds it
-        yield from api._stream_helper(response, decode=True)
+        with deadline.watchdog(lambda: _cut(sock)):
+            yield from api._stream_helper(response, decode=True)
     except (
         OSError,
         requests.RequestException,
@@ -146,14 +166,14 @@ def stream_events(
         msg = f"the Docker Engine connection broke: {exc}"
         raise EngineError(msg) from None
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
         response.close()
     if deadline.expired():
         raise deadline.error()
 
 
-def _cut(sock: socket.socket) -> None:
+def _cut(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
 
@@ -198,7 +218,7 @@ def push_image(
         for event in stream_events(api, response, deadline):
             message = _error_message(event)
             if message is not None:
-                raise _push_error(reference, message)
+                raise push_error(reference, message)
             aux = event.get("aux") or {}
             if aux.get("Digest"):
                 digest, size = str(aux["Digest"]), aux.get("Size")
@@ -206,14 +226,15 @@ def push_image(
             if on_event is not None:
                 on_event(event)
     except docker.errors.APIError as exc:
-        raise _push_error(reference, str(exc.explanation or exc)) from None
+        raise push_error(reference, str(exc.explanation or exc)) from None
     if digest is None:
         msg = f"push of {reference} ended without a digest from the registry; the tag may not exist there"
         raise PushError(msg)
     return PushResult(reference, digest, size)
 
 
-def _push_error(reference: str, message: str) -> StepError:
+def push_error(reference: str, message: str) -> StepError:
+    """The error for a failed push of `reference`, by what the registry said."""
     repository, _, tag = reference.rpartition(":")
     registry, _, path = repository.partition("/")
     where = f"registry {registry!r}, repository {path!r}, tag {tag!r}"
@@ -228,11 +249,7 @@ def _push_error(reference: str, message: str) -> StepError:
             f"push to {where} failed: access denied ({message}); "
             "the credentials are valid but may not push to this repository"
         )
-    if (
-        "connection refused" in lowered
-        or "no such host" in lowered
-        or "timeout" in lowered
-    ):
+    if any(word in lowered for word in _UNREACHABLE_WORDS):
         return PushError(
             f"push to {where} failed: the registry cannot be reached ({message}); check that it is up"
         )
@@ -419,3 +436,31 @@ def _read_build(
         msg = "the build ended without an image ID from the engine"
         raise BuildError(msg)
     return built
+
+
+def export_image(
+    api: docker.APIClient, image: str, into: IO[bytes], deadline: Deadline
+) -> None:
+    """Write the engine's `docker save` tar of `image` into `into`."""
+    try:
+        response = api._get(
+            api._url("/images/{0}/get", image), stream=True, timeout=None
+        )
+        api._raise_for_status(response)
+    except (docker.errors.APIError, requests.RequestException) as exc:
+        msg = f"cannot export image {image[:19]} from the engine: {exc}"
+        raise EngineError(msg) from None
+    sock = _response_socket(response)
+    try:
+        with deadline.watchdog(lambda: _cut(sock)):
+            for chunk in response.iter_content(_EXPORT_CHUNK):
+                into.write(chunk)
+    except (OSError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+        if deadline.expired():
+            raise deadline.error() from None
+        msg = f"exporting image {image[:19]} from the engine failed: {exc}"
+        raise EngineError(msg) from None
+    finally:
+        response.close()
+    if deadline.expired():
+        raise deadline.error()

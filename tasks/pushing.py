@@ -1,8 +1,18 @@
 """The one seam every push goes through.
 
-Today images are pushed by the Docker Engine (`EnginePusher`).  A registry-API
-pusher (registry-to-registry promotion, one upload per layer for many
-registries) can stand beside it; steps and the flow only see `Pusher`.
+Two pushers stand behind `Pusher`; `FRESHFLOW_PUSH_VIA` (`tasks.settings`)
+chooses:
+
+- `RegistryPusher` (`auto` and `registry`) uploads through the registry's
+  HTTP API itself: blobs once for all tags, layers the registry has skipped,
+  a timeout that cancels the uploads at the registry.  An image the engine
+  knows from a registry (pulled, or pushed before) is copied from there
+  blob by blob with its very manifest, so a promotion keeps its digest.
+- `EnginePusher` (`engine`) has the Docker Engine push each tag, as
+  `docker push` does.  Under `auto` it also takes the images whose registry
+  cannot be read, since the engine recompresses a layer as it first did.
+
+Steps and the flow only see `Pusher`.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ import docker
 from flows.errors import StepError
 from flows.report import PushedImage
 from tasks.engine import Deadline, Event, RegistryAuth, push_image, tag_image
+from tasks.registry_push import RegistryPusher, Source
+from tasks.settings import PushSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +78,22 @@ class EnginePusher:
             pushed.append(image)
             on_pushed(image)
         return pushed
+
+
+def make_pusher(
+    api: docker.APIClient,
+    settings: PushSettings,
+    on_event: Callable[[Event], None] | None = None,
+    source: Source | None = None,
+) -> Pusher:
+    """The pusher the settings ask for; `source` helps promotions."""
+    engine = EnginePusher(api, on_event)
+    if settings.via == "engine":
+        return engine
+    return RegistryPusher(
+        api,
+        settings,
+        on_event,
+        source=source,
+        fallback=engine.push if settings.via == "auto" else None,
+    )

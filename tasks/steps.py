@@ -8,6 +8,7 @@ raised as `StepError` subclasses whose message is the step's reason.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,7 +27,10 @@ from tasks.credentials import (
     refresh_ecr_target,
     resolve_target,
 )
-from tasks.pushing import EnginePusher, Pusher
+from tasks.engine import RegistryAuth
+from tasks.pushing import Pusher, make_pusher
+from tasks.registry_push import Source
+from tasks.settings import push_settings
 
 
 def _run_id() -> str:
@@ -103,8 +107,11 @@ def push_to(
     if spec.destination.kind == "ecr":
         ensure_ecr_repository(spec.destination, run_id, spec.step, spec.image_path)
     repository = f"{target.host}/{spec.image_path}"
-    pusher: Pusher = EnginePusher(
-        api, progress.track_push(spec.step, repository, spec.tags)
+    pusher: Pusher = make_pusher(
+        api,
+        push_settings(),
+        progress.track_push(spec.step, repository, spec.tags),
+        Source(spec.candidate, _source_auth(spec)),
     )
 
     def report(image: PushedImage) -> None:
@@ -125,6 +132,18 @@ def push_to(
         return earlier + pusher.push(
             image_id, repository, rest, fresh.auth, deadline, report
         )
+
+
+def _source_auth(spec: PushSpec) -> Callable[[str], RegistryAuth | None]:
+    """Credentials for reading the candidate from `host`, when an integration has them."""
+
+    def lookup(host: str) -> RegistryAuth | None:
+        if spec.pull_integration is None:
+            return None
+        domain, auth = docker_auth(spec.pull_integration)
+        return auth if domain == host else None
+
+    return lookup
 
 
 def _local_candidate(

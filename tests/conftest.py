@@ -18,6 +18,8 @@ os.environ.setdefault("PREFECT_HOME", str(_HOME / "prefect"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+# The registry push path's layer cache, out of the real home directory.
+os.environ.setdefault("FRESHFLOW_PUSH_CACHE_DIR", str(_HOME / "push-cache"))
 
 import docker  # noqa: E402
 import pytest  # noqa: E402

@@ -111,7 +111,9 @@ def slow_image(docker_client, base_image) -> Iterator[str]:
 @pytest.fixture
 def slow_registry(registry_factory) -> Iterator[tuple[Registry, ThrottlingProxy]]:
     registry = registry_factory("slow")
-    with ThrottlingProxy("127.0.0.1", registry.port, bytes_per_second=50_000) as proxy:
+    # Fast enough that what sits in socket buffers when the body ends (a few
+    # hundred KB over two uploads) drains well within the cut-off grace.
+    with ThrottlingProxy("127.0.0.1", registry.port, bytes_per_second=150_000) as proxy:
         yield registry, proxy
 
 
@@ -133,12 +135,20 @@ def test_timeout_stops_the_push(
     assert step["result"] == "failure"
     assert "timed out after 2s" in step["reason"]
     assert elapsed < 20  # the flow's own overhead included
-    # The push was cut before its manifest: the tag never appears.  (dockerd
-    # 20.10 lets blob uploads already in flight run on after the client goes
-    # away; README "Limitations" says so.)
+    # The push stopped for real: no byte moves afterwards, no tag was written,
+    # and the registry holds no upload session.
+    # (The proxy may still deliver the slice it holds: wait for its
+    # connections to close first.)
+    settle = time.monotonic() + 5
+    while proxy.open_connections and time.monotonic() < settle:
+        time.sleep(0.1)
+    assert proxy.open_connections == 0
+    stopped_at = proxy.bytes_uploaded
     time.sleep(3)
+    assert proxy.bytes_uploaded == stopped_at
     assert proxy.bytes_uploaded < 1_000_000
     assert registry.tags("freshflow-test/slow") == []
+    assert registry.uploads_in_progress("freshflow-test/slow") == []
 
 
 def test_parallel_parent_timeout_bounds_children(

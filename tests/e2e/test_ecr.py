@@ -489,7 +489,9 @@ def test_candidate_is_pulled_from_ecr_and_promoted_to_another_region(
     pulled = west.manifest_digest("promo", "promoted")
     assert pulled == east.manifest_digest("promo", "v1")
     tokens = [call.region for call in aws_calls(aws, "GetAuthorizationToken")]
-    assert tokens == [EAST, EAST, WEST]  # push, then the pull, then the push
+    # The build's push, the pull, the push to the west, and reading the
+    # layers from the east for the copy.
+    assert tokens == [EAST, EAST, WEST, EAST]
 
 
 def test_missing_aws_credentials_are_the_step_reason(

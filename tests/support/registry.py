@@ -1,10 +1,10 @@
 """Real CNCF Distribution registries, one process each, for tests.
 
 ``start_registry`` writes a Distribution config into a work directory and runs
-``docker-registry serve`` on it: plain HTTP or TLS with a throwaway CA, with or
-without htpasswd auth. The returned ``Registry`` reads what the engine pushed
-through the registry's own HTTP API, so tests check the registry's view, not
-the engine's.
+``docker-registry serve`` on it: plain HTTP or TLS with a throwaway CA, with no
+auth, htpasswd (Basic) auth, or Bearer token auth backed by a ``TokenServer``.
+The returned ``Registry`` reads what the engine pushed through the registry's
+own HTTP API, so tests check the registry's view, not the engine's.
 
 The Docker Engine needs two pieces of machine state for some registries, and
 ``start_registry`` sets them up and ``Registry.stop`` removes them:
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import secrets
 import shutil
 import ssl
@@ -47,6 +48,7 @@ from tests.support.services import (
     stop_process,
     wait_for,
 )
+from tests.support.token_server import TokenServer
 
 HOSTS_FILE = Path("/etc/hosts")
 HOSTS_MARKER = "# freshflow-test"
@@ -75,11 +77,16 @@ MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 )
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
 
 @dataclass
 class Registry:
-    """A running Distribution registry and what a test needs to reach it."""
+    """A running Distribution registry and what a test needs to reach it.
+
+    ``username`` and ``password`` are what a client logs in with, for
+    htpasswd and token auth alike; ``token_server`` is set for token auth.
+    """
 
     host: str
     url: str
@@ -90,6 +97,7 @@ class Registry:
     process: subprocess.Popen[bytes] = field(repr=False)
     log: Path
     cleanups: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    token_server: TokenServer | None = field(default=None, repr=False)
 
     @property
     def port(self) -> int:
@@ -140,13 +148,23 @@ class Registry:
         return sorted(repositories)
 
     def uploads_in_progress(self, repository: str) -> list[str]:
-        """Return the ids of blob uploads the registry still holds open."""
+        """Return the ids of blob uploads the registry still holds open.
+
+        An open upload has its ``startedat`` file (the registry resumes no
+        session without it) or received bytes.  Distribution 2.8 leaves an
+        empty ``hashstates`` folder behind every cancelled upload, so that
+        alone is not an open one.
+        """
         uploads = (
             self.root / "docker/registry/v2/repositories" / repository / "_uploads"
         )
         if not uploads.is_dir():
             return []
-        return sorted(entry.name for entry in uploads.iterdir())
+        return sorted(
+            entry.name
+            for entry in uploads.iterdir()
+            if (entry / "startedat").exists() or (entry / "data").exists()
+        )
 
     def is_up(self) -> bool:
         """Return whether the process runs and answers the ``/v2/`` check."""
@@ -183,14 +201,38 @@ class Registry:
         authenticate: bool = True,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        auth = None
-        if authenticate and self.username is not None and self.password is not None:
-            auth = httpx.BasicAuth(self.username, self.password)
+        """Send a request: Basic auth up front, or a token for a Bearer challenge."""
         verify: ssl.SSLContext | bool = True
         if self.ca_cert is not None:
             verify = ssl.create_default_context(cafile=str(self.ca_cert))
+        # A token registry gets no password; only its token server does.
+        basic = self._basic() if authenticate and self.token_server is None else None
         with httpx.Client(base_url=self.url, verify=verify, timeout=10) as client:
-            return client.request(method, path, auth=auth, headers=headers)
+            response = client.request(method, path, headers=headers, auth=basic)
+            challenge = response.headers.get("WWW-Authenticate", "")
+            scheme, _, params = challenge.partition(" ")
+            if (
+                not authenticate
+                or response.status_code != httpx.codes.UNAUTHORIZED
+                or scheme.lower() != "bearer"
+            ):
+                return response
+            token = self._token(client, dict(_CHALLENGE_PARAM.findall(params)))
+            sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
+            return client.request(method, path, headers=sent)
+
+    def _token(self, client: httpx.Client, challenge: dict[str, str]) -> str:
+        """Fetch a token from the challenge's realm, as ``docker push`` does."""
+        params = {k: v for k, v in challenge.items() if k in ("service", "scope")}
+        response = client.get(challenge["realm"], params=params, auth=self._basic())
+        response.raise_for_status()
+        token: str = response.json()["token"]
+        return token
+
+    def _basic(self) -> httpx.BasicAuth | None:
+        if self.username is None or self.password is None:
+            return None
+        return httpx.BasicAuth(self.username, self.password)
 
 
 def start_registry(
@@ -198,6 +240,7 @@ def start_registry(
     *,
     tls: bool = False,
     auth: tuple[str, str] | None = None,
+    token_auth: tuple[str, str] | None = None,
     hostname: str = "127.0.0.1",
     bind_address: str = "127.0.0.1",
     port: int | None = None,
@@ -206,11 +249,16 @@ def start_registry(
 
     ``hostname`` is the name image references use; a DNS name gets an
     ``/etc/hosts`` line pointing at ``bind_address``. ``auth`` is a
-    ``(username, password)`` pair for htpasswd auth. A TLS registry's server
+    ``(username, password)`` pair for htpasswd auth; ``token_auth`` one for
+    Bearer token auth from a ``TokenServer`` on 127.0.0.1, which the engine
+    reaches too and which stops with the registry. A TLS registry's server
     certificate is signed by a fresh CA, installed for the Docker Engine.
     Raises ``ServiceStartError`` with the log tail if it does not answer
     within 15 seconds.
     """
+    if auth is not None and token_auth is not None:
+        msg = "start_registry takes auth (htpasswd) or token_auth, not both"
+        raise ValueError(msg)
     workdir.mkdir(parents=True, exist_ok=True)
     port = port if port is not None else free_port(bind_address)
     host = hostname if port == 443 else f"{hostname}:{port}"
@@ -235,19 +283,28 @@ def start_registry(
     if tls:
         ca_cert, cert, key = _make_certificates(workdir / "tls", hostname)
         http["tls"] = {"certificate": str(cert), "key": str(key)}
-    config_file = workdir / "config.yml"
-    config_file.write_text(yaml.safe_dump(config))
+    command = [_registry_executable(), "serve", str(workdir / "config.yml")]
+    # Started last: nothing that can fail before the registry owns it.
+    token_server = None
+    if token_auth is not None:
+        token_server = TokenServer(workdir / "token", *token_auth).start()
+        config["auth"] = {"token": token_server.token_config()}
+    (workdir / "config.yml").write_text(yaml.safe_dump(config))
 
+    credentials = auth or token_auth
     registry = Registry(
         host=host,
         url=f"{'https' if tls else 'http'}://{host}",
-        username=auth[0] if auth else None,
-        password=auth[1] if auth else None,
+        username=credentials[0] if credentials else None,
+        password=credentials[1] if credentials else None,
         ca_cert=ca_cert,
         root=root,
-        process=_spawn([_registry_executable(), "serve", str(config_file)], log),
+        process=_spawn(command, log),
         log=log,
+        token_server=token_server,
     )
+    if token_server is not None:
+        registry.cleanups.append(token_server.stop)
     try:
         named = _prepare_machine(registry, hostname, bind_address)
         if not wait_for(

@@ -1,0 +1,670 @@
+"""Pushing an engine image through the registry's HTTP API.
+
+The image leaves the engine as a `docker save` tar, spooled to a temporary
+file; each layer is gzip-compressed on the fly and streamed to the registry,
+a few layers at a time, and every tag then gets the same schema 2 manifest.
+The config blob's digest is the image ID, so pulling any of the tags gives
+back the very image that was pushed.
+
+Layers are compressed deterministically (no timestamp in the gzip header),
+and the layer cache (`tasks.blobcache`) remembers each result: a layer the
+registry already has is skipped before it is read, and when the registry
+has every blob the image is not exported at all.
+
+At the deadline, or when another layer fails, each upload ends its body
+early, deletes its upload session and stops; no tag is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tarfile
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import docker
+
+from flows.errors import EngineError, PushError, StepError
+from flows.report import PushedImage
+from tasks.blobcache import Blob, BlobCache
+from tasks.engine import Deadline, Event, RegistryAuth, export_image, tag_image
+from tasks.pgzip import BLOCK_SIZE, gzip_blocks
+from tasks.registry_api import (
+    CONFIG_V1,
+    IMAGE_MANIFESTS,
+    LAYER_GZIP,
+    MANIFEST_INDEXES,
+    MANIFEST_V2,
+    EngineRegistryRules,
+    RegistryClient,
+    UploadStopped,
+)
+from tasks.settings import PushSettings
+
+log = logging.getLogger(__name__)
+
+_MAX_AHEAD = 8  # blocks of one layer in the gzip pool at once: bounds memory
+_SEND_SIZE = 1 << 14  # small pieces: a stop is noticed after at most one
+_PROGRESS_EVERY = 0.5
+_NO_MORE_TAGS = "no further tag was written"
+_CANCELLED = "freshflow stopped the upload and cancelled it at the registry"
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Source:
+    """What is known of where a candidate came from.
+
+    `reference` is the candidate as the step names it (`host/repo:tag`),
+    tried first when the engine knows the image from a registry; `auth`
+    gives credentials for reading from a registry host.
+    """
+
+    reference: str | None = None
+    auth: Callable[[str], RegistryAuth | None] = lambda _host: None
+
+
+PushFunction = Callable[
+    [
+        str,
+        str,
+        tuple[str, ...],
+        RegistryAuth | None,
+        Deadline,
+        Callable[[PushedImage], None],
+    ],
+    list[PushedImage],
+]
+
+
+@dataclass(frozen=True)
+class _Region:
+    """Where a layer's tar sits inside the spooled export."""
+
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class _Export:
+    """An exported image: its config bytes and where each layer is."""
+
+    path: str
+    config: bytes
+    layers: dict[str, _Region]
+
+
+def _read_export(path: str, image_id: str, diff_ids: Sequence[str]) -> _Export:
+    try:
+        with tarfile.open(path) as tar:
+            manifest_file = tar.extractfile("manifest.json")
+            entries = json.load(manifest_file) if manifest_file else []
+            entry = entries[0]
+            config_file = tar.extractfile(entry["Config"])
+            config = config_file.read() if config_file else b""
+            names = list(entry["Layers"])
+            layers: dict[str, _Region] = {}
+            for name, diff_id in zip(names, diff_ids, strict=True):
+                member = _resolve(tar, tar.getmember(name))
+                layers.setdefault(diff_id, _Region(member.offset_data, member.size))
+    except (tarfile.TarError, KeyError, IndexError, ValueError, OSError) as exc:
+        msg = f"the engine's export of image {image_id[:19]} cannot be read: {exc}"
+        raise EngineError(msg) from None
+    if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
+        msg = f"the engine exported a config that does not match image {image_id[:19]}"
+        raise EngineError(msg)
+    return _Export(path, config, layers)
+
+
+def _resolve(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Follow the links `docker save` writes for layers it already wrote."""
+    for _ in range(16):
+        if member.issym():
+            target = os.path.normpath(
+                os.path.join(os.path.dirname(member.name), member.linkname)
+            )
+        elif member.islnk():
+            target = member.linkname
+        else:
+            return member
+        member = tar.getmember(target)
+    msg = f"link loop at {member.name}"
+    raise ValueError(msg)
+
+
+class _LayerBody:
+    """A layer's tar, gzip-compressed on `pool` as it is sent; hashes both sides."""
+
+    def __init__(
+        self,
+        path: str,
+        region: _Region,
+        level: int,
+        pool: Executor,
+        ahead: int,
+        should_stop: Callable[[], bool],
+        on_progress: Callable[[int, int], None],
+    ) -> None:
+        self._path = path
+        self._region = region
+        self._level = level
+        self._pool = pool
+        self._ahead = ahead
+        self._should_stop = should_stop
+        self._on_progress = on_progress
+        self.raw = hashlib.sha256()
+        self.packed = hashlib.sha256()
+        self.size = 0
+        self.stopped = False
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.packed.hexdigest()
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            with closing(
+                gzip_blocks(self._blocks(), self._level, self._pool, self._ahead)
+            ) as packed:
+                for data in packed:
+                    yield from self._emit(data)
+        except UploadStopped:
+            self.stopped = True  # the body ends short; the upload is cancelled
+
+    def _blocks(self) -> Iterator[bytes]:
+        left = self._region.size
+        with open(self._path, "rb") as source:
+            source.seek(self._region.offset)
+            while left:
+                if self._should_stop():
+                    raise UploadStopped
+                data = source.read(min(BLOCK_SIZE, left))
+                if not data:
+                    msg = "the spooled export ended early"
+                    raise PushError(msg)
+                left -= len(data)
+                self.raw.update(data)
+                yield data
+                self._on_progress(self._region.size - left, self._region.size)
+
+    def _emit(self, data: bytes) -> Iterator[bytes]:
+        self.packed.update(data)
+        self.size += len(data)
+        for start in range(0, len(data), _SEND_SIZE):
+            if self._should_stop():
+                raise UploadStopped
+            yield data[start : start + _SEND_SIZE]
+
+
+class RegistryPusher:
+    """Uploads an engine image's blobs to the registry, then one manifest per tag."""
+
+    def __init__(
+        self,
+        api: docker.APIClient,
+        settings: PushSettings,
+        on_event: Callable[[Event], None] | None = None,
+        *,
+        source: Source | None = None,
+        fallback: PushFunction | None = None,
+    ) -> None:
+        self._api = api
+        self._settings = settings
+        self._on_event = on_event or (lambda _event: None)
+        self._cache = BlobCache(settings.cache_dir, settings.compression_level)
+        self._lock = threading.Lock()
+        self._source = source or Source()
+        self._fallback = fallback
+
+    def push(
+        self,
+        image_id: str,
+        repository: str,
+        tags: tuple[str, ...],
+        auth: RegistryAuth | None,
+        deadline: Deadline,
+        on_pushed: Callable[[PushedImage], None],
+    ) -> list[PushedImage]:
+        host, _, path = repository.partition("/")
+        first = f"{repository}:{tags[0]}"
+        inspected = self._inspect(image_id)
+        rules = EngineRegistryRules.of(self._api)
+        pushed: list[PushedImage] = []
+        try:
+            with RegistryClient.connect(host, auth, rules, first) as client:
+                self._event({"status": f"The push refers to repository [{repository}]"})
+                origins = _origins(inspected, host, self._source.reference)
+                promoted = self._promote(
+                    client, path, origins, image_id, rules, deadline, first
+                )
+                if promoted is None and origins and self._fallback is not None:
+                    log.info(
+                        "%s came from %s, which cannot be read; the engine pushes it",
+                        image_id[:19],
+                        origins[0].name,
+                    )
+                    return self._fallback(
+                        image_id, repository, tags, auth, deadline, on_pushed
+                    )
+                if promoted is None:
+                    if origins:
+                        log.warning(
+                            "%s came from %s, which cannot be read; pushing it from the engine gives it a new digest",
+                            image_id[:19],
+                            origins[0].name,
+                        )
+                    diff_ids = [
+                        str(d)
+                        for d in (inspected.get("RootFS") or {}).get("Layers") or []
+                    ]
+                    config_size, layers = self._blobs(
+                        client, path, image_id, diff_ids, deadline, first
+                    )
+                    promoted = (_manifest(image_id, config_size, layers), MANIFEST_V2)
+                manifest, media_type = promoted
+                for tag in tags:
+                    if deadline.expired():
+                        raise deadline.error(_NO_MORE_TAGS)
+                    reference = f"{repository}:{tag}"
+                    digest = client.put_manifest(
+                        path, tag, manifest, reference, media_type
+                    )
+                    tag_image(self._api, image_id, repository, tag)
+                    image = PushedImage(reference, digest, image_id, len(manifest))
+                    self._event(
+                        {"aux": {"Tag": tag, "Digest": digest, "Size": len(manifest)}}
+                    )
+                    pushed.append(image)
+                    on_pushed(image)
+        except StepError as exc:
+            exc.pushed = tuple(pushed)
+            raise
+        return pushed
+
+    def _inspect(self, image_id: str) -> dict[str, Any]:
+        try:
+            inspected: dict[str, Any] = self._api.inspect_image(image_id)
+        except docker.errors.APIError as exc:
+            msg = f"cannot inspect image {image_id[:19]}: {exc.explanation or exc}"
+            raise EngineError(msg) from None
+        return inspected
+
+    def _promote(
+        self,
+        client: RegistryClient,
+        path: str,
+        origins: list[_Origin],
+        image_id: str,
+        rules: EngineRegistryRules,
+        deadline: Deadline,
+        reference: str,
+    ) -> tuple[bytes, str] | None:
+        """Copy the image from a registry it came from, keeping its manifest.
+
+        None, before anything is written, when no origin can be read.
+        """
+        for origin in origins:
+            try:
+                source = (
+                    client
+                    if origin.host == client.host
+                    else RegistryClient.connect(
+                        origin.host,
+                        self._source.auth(origin.host),
+                        rules,
+                        reference,
+                        actions="pull",
+                    )
+                )
+            except StepError as exc:
+                log.debug("cannot reach %s: %s", origin.name, exc)
+                continue
+            try:
+                found = _image_manifest(source, origin, image_id, reference)
+                if found is None:
+                    continue
+                manifest, media_type, blobs = found
+                self._copy_blobs(
+                    client, path, source, origin, blobs, deadline, reference
+                )
+                return manifest, media_type
+            except _Unreadable as exc:
+                log.debug("cannot read %s: %s", origin.name, exc)
+            finally:
+                if source is not client:
+                    source.close()
+        return None
+
+    def _copy_blobs(
+        self,
+        client: RegistryClient,
+        path: str,
+        source: RegistryClient,
+        origin: _Origin,
+        blobs: list[Blob],
+        deadline: Deadline,
+        reference: str,
+    ) -> None:
+        missing: list[Blob] = []
+        for blob in dict.fromkeys(blobs):
+            if client.has_blob(path, blob.digest, reference):
+                self._event(
+                    {"id": _short(blob.digest), "status": "Layer already exists"}
+                )
+            elif source is client and client.mount_blob(
+                path, blob.digest, origin.repository, reference
+            ):
+                self._event(
+                    {
+                        "id": _short(blob.digest),
+                        "status": f"Mounted from {origin.repository}",
+                    }
+                )
+            else:
+                missing.append(blob)
+
+        def copy(blob: Blob, should_stop: Callable[[], bool]) -> Blob:
+            progress = self._progress(blob.digest)
+            client.copy_blob(
+                source,
+                origin.repository,
+                path,
+                blob.digest,
+                should_stop,
+                deadline,
+                reference,
+                lambda done: progress(done, blob.size),
+            )
+            self._event({"id": _short(blob.digest), "status": "Pushed"})
+            return blob
+
+        self._in_parallel({b.digest: b for b in missing}, copy, deadline)
+
+    def _blobs(
+        self,
+        client: RegistryClient,
+        path: str,
+        image_id: str,
+        diff_ids: list[str],
+        deadline: Deadline,
+        reference: str,
+    ) -> tuple[int, list[Blob]]:
+        known = self._cache.layers(diff_ids)
+        present: dict[str, Blob] = {}
+        for diff_id in dict.fromkeys(diff_ids):
+            blob = known.get(diff_id)
+            if blob is not None and client.has_blob(path, blob.digest, reference):
+                present[diff_id] = blob
+                self._event({"id": _short(diff_id), "status": "Layer already exists"})
+        config_size = self._cache.config_size(image_id)
+        config_there = config_size is not None and client.has_blob(
+            path, image_id, reference
+        )
+        missing = [d for d in dict.fromkeys(diff_ids) if d not in present]
+        if config_size is not None and config_there and not missing:
+            return config_size, [present[d] for d in diff_ids]
+        if deadline.expired():
+            raise deadline.error(_CANCELLED)
+        spool_dir = self._settings.spool_dir.expanduser()
+        try:
+            spool_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
+                dir=spool_dir, prefix="freshflow-export-", suffix=".tar"
+            )
+        except OSError as exc:
+            msg = f"cannot spool the image export in {str(spool_dir)!r} ({exc.strerror}); set FRESHFLOW_PUSH_SPOOL_DIR to a writable directory"
+            raise EngineError(msg) from None
+        with spool_file as spool:
+            started = time.monotonic()
+            export_image(self._api, image_id, spool, deadline)
+            spool.flush()
+            log.debug(
+                "exported %s (%d bytes) in %.1fs",
+                image_id[:19],
+                spool.tell(),
+                time.monotonic() - started,
+            )
+            export = _read_export(spool.name, image_id, diff_ids)
+            if not config_there:
+                client.put_blob(path, export.config, image_id, reference)
+            config_size = len(export.config)
+            self._cache.remember_config(image_id, config_size)
+            present |= self._upload(client, path, export, missing, deadline, reference)
+        return config_size, [present[d] for d in diff_ids]
+
+    def _upload(
+        self,
+        client: RegistryClient,
+        path: str,
+        export: _Export,
+        diff_ids: list[str],
+        deadline: Deadline,
+        reference: str,
+    ) -> dict[str, Blob]:
+        if not diff_ids:
+            return {}
+        threads = self._settings.compression_threads
+        with ThreadPoolExecutor(threads, thread_name_prefix="freshflow-gzip") as pool:
+
+            def one(diff_id: str, should_stop: Callable[[], bool]) -> Blob:
+                return self._upload_layer(
+                    client,
+                    path,
+                    export,
+                    diff_id,
+                    pool,
+                    should_stop,
+                    deadline,
+                    reference,
+                )
+
+            return self._in_parallel({d: d for d in diff_ids}, one, deadline)
+
+    def _in_parallel(
+        self,
+        items: dict[str, _T],
+        work: Callable[[_T, Callable[[], bool]], Blob],
+        deadline: Deadline,
+    ) -> dict[str, Blob]:
+        """Run `work` on each item, a few at once; the first failure stops the rest."""
+        if not items:
+            return {}
+        abort = threading.Event()
+
+        def should_stop() -> bool:
+            return abort.is_set() or deadline.expired()
+
+        done: dict[str, Blob] = {}
+        errors: list[BaseException] = []
+        workers = min(self._settings.concurrency, len(items))
+        with ThreadPoolExecutor(workers, thread_name_prefix="freshflow-upload") as pool:
+            futures = {
+                pool.submit(work, item, should_stop): key for key, item in items.items()
+            }
+            for future in as_completed(futures):
+                try:
+                    done[futures[future]] = future.result()
+                except BaseException as exc:
+                    abort.set()
+                    errors.append(exc)
+        if not errors:
+            return done
+        if deadline.expired():
+            raise deadline.error(_CANCELLED)
+        real = [e for e in errors if not isinstance(e, UploadStopped)]
+        raise real[0]
+
+    def _upload_layer(
+        self,
+        client: RegistryClient,
+        path: str,
+        export: _Export,
+        diff_id: str,
+        pool: Executor,
+        should_stop: Callable[[], bool],
+        deadline: Deadline,
+        reference: str,
+    ) -> Blob:
+        short = _short(diff_id)
+        progress = self._progress(diff_id)
+        body = _LayerBody(
+            export.path,
+            export.layers[diff_id],
+            self._settings.compression_level,
+            pool,
+            min(self._settings.compression_threads, _MAX_AHEAD) + 1,
+            should_stop,
+            progress,
+        )
+
+        def finish() -> str | None:
+            if body.stopped:
+                return None
+            if "sha256:" + body.raw.hexdigest() != diff_id:
+                msg = f"push of {reference}: the engine exported layer {short} with other content than its ID says"
+                raise PushError(msg)
+            return body.digest
+
+        client.stream_blob(path, iter(body), finish, deadline, reference)
+        blob = Blob(body.digest, body.size)
+        self._cache.remember_layer(diff_id, blob)
+        self._event({"id": short, "status": "Pushed"})
+        return blob
+
+    def _progress(self, digest: str) -> Callable[[int, int], None]:
+        """A progress callback for one blob, sending at most two events a second."""
+        short = _short(digest)
+        last = [0.0]
+
+        def progress(current: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= _PROGRESS_EVERY or current == total:
+                last[0] = now
+                self._event(
+                    {
+                        "id": short,
+                        "status": "Pushing",
+                        "progressDetail": {"current": current, "total": total},
+                    }
+                )
+
+        return progress
+
+    def _event(self, event: Event) -> None:
+        with self._lock:
+            self._on_event(event)
+
+
+def _short(digest: str) -> str:
+    return digest.removeprefix("sha256:")[:12]
+
+
+def _manifest(image_id: str, config_size: int, layers: list[Blob]) -> bytes:
+    document = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_V2,
+        "config": {"mediaType": CONFIG_V1, "size": config_size, "digest": image_id},
+        "layers": [
+            {"mediaType": LAYER_GZIP, "size": blob.size, "digest": blob.digest}
+            for blob in layers
+        ],
+    }
+    return json.dumps(document, indent=3).encode()
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """A registry the engine knows the image from: `host/repository@digest`."""
+
+    host: str
+    repository: str
+    digest: str  # or a tag
+    explicit_host: bool = False
+
+    @property
+    def name(self) -> str:
+        mark = "@" if ":" in self.digest else ":"
+        return f"{self.host}/{self.repository}{mark}{self.digest}"
+
+
+class _Unreadable(Exception):
+    """The origin does not serve the image (gone, refused, or another image)."""
+
+
+def _origins(
+    inspected: Mapping[str, Any], target_host: str, candidate: str | None
+) -> list[_Origin]:
+    """Where the engine knows the image from: the candidate's own registry
+    first (its RepoDigests may be stale), then each RepoDigest, the target
+    registry's before others.  None for an image only the engine has."""
+    known = [o for o in map(_origin, inspected.get("RepoDigests") or []) if o]
+    if not known:
+        return []
+    named = _origin(candidate) if candidate else None
+    first = [named] if named is not None and named.explicit_host else []
+    return first + sorted(known, key=lambda o: o.host != target_host)
+
+
+def _origin(name: str) -> _Origin | None:
+    """`host/repo@digest` or `host/repo:tag` as an origin."""
+    repository, _, digest = name.partition("@")
+    if not digest:
+        repository, _, digest = name.rpartition(":")
+        if not repository or "/" in digest:
+            return None
+    first, _, rest = repository.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return _Origin(first, rest, digest, explicit_host=True)
+    path = repository if "/" in repository else f"library/{repository}"
+    return _Origin("docker.io", path, digest)  # Docker Hub, written short
+
+
+def _image_manifest(
+    source: RegistryClient, origin: _Origin, image_id: str, reference: str
+) -> tuple[bytes, str, list[Blob]] | None:
+    """The origin's manifest of exactly this image (from an index, the right
+    platform's), its media type and blobs; None when it holds another image."""
+    try:
+        manifest, media_type = source.get_manifest(
+            origin.repository, origin.digest, reference
+        )
+        if media_type in MANIFEST_INDEXES:
+            for entry in json.loads(manifest).get("manifests") or []:
+                child, child_type = source.get_manifest(
+                    origin.repository, str(entry.get("digest")), reference
+                )
+                blobs = _blobs_of(child, child_type, image_id)
+                if blobs is not None:
+                    return child, child_type, blobs
+            return None
+        blobs = _blobs_of(manifest, media_type, image_id)
+    except StepError as exc:
+        raise _Unreadable(str(exc)) from None
+    return None if blobs is None else (manifest, media_type, blobs)
+
+
+def _blobs_of(manifest: bytes, media_type: str, image_id: str) -> list[Blob] | None:
+    """Config and layer blobs of an image manifest whose config is `image_id`."""
+    if media_type not in IMAGE_MANIFESTS:
+        return None
+    try:
+        document = json.loads(manifest)
+        config = document["config"]
+        if config["digest"] != image_id:
+            return None
+        return [
+            Blob(str(b["digest"]), int(b["size"]))
+            for b in [config, *document["layers"]]
+            if not b.get("urls")  # foreign layers stay where they are
+        ]
+    except (ValueError, KeyError, TypeError):
+        return None

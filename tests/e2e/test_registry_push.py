@@ -1,0 +1,242 @@
+"""The registry-API push path: what it uploads, what the registry then holds.
+
+Bytes are counted by a proxy in front of a real registry
+(tests/support/proxy.py); images are checked by pulling them back through
+the real engine.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import docker
+import pytest
+
+from tests.e2e.conftest import CliResult
+from tests.support.images import build_test_image, remove_images
+from tests.support.proxy import ThrottlingProxy
+from tests.support.registry import MANIFEST_MEDIA_TYPES, Registry
+
+PAYLOAD = 1_000_000
+
+PUSH = """\
+version: '1.0'
+steps:
+  push:
+    type: push
+    candidate: {candidate}
+    image_name: team/app
+    registry: {registry}
+    tags: [{tags}]
+"""
+
+
+@pytest.fixture
+def payload_image(docker_client: docker.DockerClient, base_image: str) -> Iterator[str]:
+    """A local image with a 1 MB incompressible layer; yields its reference."""
+    reference = f"freshflow-test/payload:{time.time_ns()}"
+    build_test_image(docker_client, reference, reference, payload_bytes=PAYLOAD)
+    yield reference
+    remove_images(docker_client, reference)
+
+
+@pytest.fixture
+def counted(
+    registry_factory, integrations
+) -> Iterator[tuple[Registry, ThrottlingProxy]]:
+    """A registry behind a counting proxy, as the integration `counted`."""
+    registry = registry_factory("counted")
+    with ThrottlingProxy("127.0.0.1", registry.port) as proxy:
+        integrations("counted", registry, host=proxy.host)
+        yield registry, proxy
+
+
+def push(
+    freshflow: Callable[..., CliResult],
+    workspace: Callable[[str], object],
+    candidate: str,
+    tags: str,
+    registry: str = "counted",
+) -> CliResult:
+    pipeline = PUSH.format(candidate=candidate, registry=registry, tags=tags)
+    return freshflow("run", str(workspace(pipeline)), "--json")
+
+
+def pushed(result: CliResult, step: str = "push") -> dict[str, str]:
+    """`tag -> digest` of what the step reported."""
+    steps = result.json()["steps"]
+    assert isinstance(steps, dict)
+    return {
+        ref.split("@")[0].rsplit(":", 1)[1]: ref.split("@")[1]
+        for ref in steps[step]["pushed"]
+    }
+
+
+def manifest(registry: Registry, repository: str, tag: str) -> dict[str, object]:
+    response = registry._request(
+        "GET",
+        f"/v2/{repository}/manifests/{tag}",
+        headers={"Accept": ", ".join(MANIFEST_MEDIA_TYPES)},
+    )
+    response.raise_for_status()
+    document = json.loads(response.content)
+    assert isinstance(document, dict)
+    return document
+
+
+def test_tags_share_one_upload_and_pull_back_as_the_same_image(
+    freshflow, workspace, counted, payload_image, docker_client
+) -> None:
+    registry, proxy = counted
+    image_id = docker_client.images.get(payload_image).id
+
+    result = push(freshflow, workspace, payload_image, "v1, v2, latest")
+
+    assert result.exit_code == 0, result.stderr + result.stdout
+    digests = pushed(result)
+    assert sorted(digests) == ["latest", "v1", "v2"]
+    assert len(set(digests.values())) == 1
+    for tag, digest in digests.items():
+        assert registry.manifest_digest("team/app", tag) == digest
+    document = manifest(registry, "team/app", "v1")
+    assert document["config"]["digest"] == image_id  # type: ignore[index]
+    # Three tags, one upload of each blob (plus HTTP requests and manifests).
+    blobs = document["config"]["size"] + sum(  # type: ignore[index]
+        layer["size"]
+        for layer in document["layers"]  # type: ignore[attr-defined]
+    )
+    assert blobs > PAYLOAD
+    assert blobs <= proxy.bytes_uploaded < blobs + 30_000
+
+    # The engine pulls it back, checking every layer, as the very same image.
+    reference = f"{registry.host}/team/app:v2"
+    remove_images(docker_client, payload_image)
+    try:
+        pulled = docker_client.images.pull(reference)
+        assert pulled.id == image_id
+    finally:
+        remove_images(docker_client, reference)
+
+
+def test_a_second_push_uploads_no_layer(
+    freshflow, workspace, counted, payload_image
+) -> None:
+    registry, proxy = counted
+    first = push(freshflow, workspace, payload_image, "one")
+    assert first.exit_code == 0, first.stderr + first.stdout
+    before = proxy.bytes_uploaded
+
+    second = push(freshflow, workspace, payload_image, "two")
+
+    assert second.exit_code == 0, second.stderr + second.stdout
+    assert registry.tags("team/app") == ["one", "two"]
+    assert pushed(second)["two"] == pushed(first)["one"]
+    assert proxy.bytes_uploaded - before < 20_000  # checks and a manifest
+
+
+def test_the_same_image_has_one_digest_in_every_registry(
+    freshflow, workspace, registry_factory, integrations, payload_image
+) -> None:
+    first, second = registry_factory("first"), registry_factory("second")
+    integrations("first", first)
+    integrations("second", second)
+    pipeline = PUSH.format(candidate=payload_image, registry="first", tags="v1") + (
+        f"  push_again:\n    type: push\n    candidate: {payload_image}\n"
+        "    image_name: team/app\n    registry: second\n    tag: v1\n"
+    )
+
+    result = freshflow("run", str(workspace(pipeline)), "--json")
+
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert pushed(result)["v1"] == pushed(result, "push_again")["v1"]
+    assert first.manifest_digest("team/app", "v1") == second.manifest_digest(
+        "team/app", "v1"
+    )
+
+
+def test_the_engine_path_on_request(
+    freshflow, workspace, counted, payload_image, monkeypatch
+) -> None:
+    registry, _proxy = counted
+    monkeypatch.setenv("FRESHFLOW_PUSH_VIA", "engine")
+
+    result = push(freshflow, workspace, payload_image, "v1, v2")
+
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert registry.tags("team/app") == ["v1", "v2"]
+    assert registry.manifest_digest("team/app", "v1") == pushed(result)["v1"]
+
+
+def test_a_bad_push_setting_is_named(
+    freshflow, workspace, counted, payload_image, monkeypatch
+) -> None:
+    registry, _proxy = counted
+    monkeypatch.setenv("FRESHFLOW_PUSH_CONCURRENCY", "0")
+
+    result = push(freshflow, workspace, payload_image, "v1")
+
+    assert result.exit_code == 1
+    reason = result.json()["steps"]["push"]["reason"]  # type: ignore[index]
+    assert "FRESHFLOW_PUSH_CONCURRENCY" in reason
+    assert "Traceback" not in result.stdout + result.stderr
+    assert registry.tags("team/app") == []
+
+
+def test_a_registry_lost_mid_upload_fails_the_step_and_writes_no_tag(
+    freshflow, workspace, registry_factory, integrations, docker_client, base_image
+) -> None:
+    reference = f"freshflow-test/big:{time.time_ns()}"
+    build_test_image(docker_client, reference, reference, payload_bytes=3_000_000)
+    registry = registry_factory("lost")
+    try:
+        with ThrottlingProxy(
+            "127.0.0.1", registry.port, bytes_per_second=300_000
+        ) as proxy:
+            integrations("lost", registry, host=proxy.host)
+
+            def cut_when_uploading() -> None:
+                limit = time.monotonic() + 30
+                while proxy.bytes_uploaded < 500_000 and time.monotonic() < limit:
+                    time.sleep(0.05)
+                proxy.refuse()
+                proxy.drop_connections()
+
+            threading.Thread(target=cut_when_uploading, daemon=True).start()
+            result = push(freshflow, workspace, reference, "v1", registry="lost")
+    finally:
+        remove_images(docker_client, reference)
+
+    assert result.exit_code == 1
+    step = result.json()["steps"]["push"]  # type: ignore[index]
+    assert step["result"] == "failure"
+    assert "cannot be reached" in step["reason"] or "connection" in step["reason"]
+    assert step["pushed"] == []
+    assert registry.tags("team/app") == []
+
+
+def test_promotion_within_a_registry_mounts_the_layers(
+    freshflow, workspace, counted, payload_image, docker_client
+) -> None:
+    registry, proxy = counted
+    first = push(freshflow, workspace, payload_image, "rc1")
+    assert first.exit_code == 0, first.stderr + first.stdout
+    source = f"{proxy.host}/team/app:rc1"
+    remove_images(docker_client, payload_image)
+    docker_client.images.pull(source)  # the candidate now comes from the registry
+    before = proxy.bytes_uploaded
+    pipeline = (
+        "version: '1.0'\nsteps:\n  promote:\n    type: push\n"
+        f"    candidate: {source}\n    image_name: prod/app\n"
+        "    registry: counted\n    tag: '1.0'\n"
+    )
+    try:
+        result = freshflow("run", str(workspace(pipeline)), "--json")
+    finally:
+        remove_images(docker_client, source)
+
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert registry.manifest_digest("prod/app", "1.0") == pushed(first)["rc1"]
+    assert proxy.bytes_uploaded - before < 20_000  # mounts, not uploads
