@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import docker
+import httpx
 import pytest
 
 from tests.support.aws import (
@@ -30,6 +31,7 @@ from tests.support.images import (
 from tests.support.proxy import ThrottlingProxy
 from tests.support.registry import DOCKER_CERTS_DIR, HOSTS_FILE, start_registry
 from tests.support.services import ensure_docker, machine_ip
+from tests.support.token_server import TokenServer
 
 pytestmark = pytest.mark.services
 
@@ -159,6 +161,58 @@ def test_wrong_password_is_refused(
             for error in result.errors
         ), result.errors
         assert registry.tags(REPOSITORY) == []
+
+
+def test_token_registry_refuses_anonymous_push_and_takes_a_token_push(
+    client: docker.DockerClient, build: BuildImage, tmp_path: Path
+) -> None:
+    user = "freshflow"
+    with start_registry(tmp_path, token_auth=(user, uuid.uuid4().hex)) as registry:
+        tokens = registry.token_server
+        assert tokens is not None
+        realm = tokens.realm
+        reference = registry.reference(REPOSITORY, "v1")
+        build(reference)
+
+        anonymous = push_image(client, reference)
+        tags_after_anonymous = registry.tags(REPOSITORY)
+        authenticated = push_image(client, reference, registry.auth_config())
+
+        assert anonymous.digest is None
+        assert any("denied" in error for error in anonymous.errors), anonymous.errors
+        assert tags_after_anonymous == []
+        assert authenticated.errors == ()
+        assert registry.tags(REPOSITORY) == ["v1"]
+        assert registry.manifest_digest(REPOSITORY, "v1") == authenticated.digest
+        issued = tokens.issued
+        assert any(t.subject == "" and t.access == () for t in issued)
+        assert any(t.subject == user and t.grants(REPOSITORY, "push") for t in issued)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(realm)  # the token server stopped with the registry
+
+
+def test_token_server_grants_the_user_what_it_asks_and_refuses_others(
+    tmp_path: Path,
+) -> None:
+    with TokenServer(tmp_path, "freshflow", "right") as tokens:
+        scopes = [("scope", "repository:a/b:pull,push,delete"), ("scope", "x")]
+        scopes.append(("scope", "repository:c:pull registry:catalog:*"))
+        right = httpx.get(tokens.realm, params=scopes, auth=("freshflow", "right"))
+        anonymous = httpx.get(tokens.realm, params=scopes)
+        wrong = httpx.get(tokens.realm, params=scopes, auth=("freshflow", "wrong"))
+        other = httpx.get(tokens.realm, params={"service": "elsewhere"})
+
+        assert right.status_code == httpx.codes.OK
+        assert right.json()["token"] == right.json()["access_token"]
+        user, anon = tokens.issued
+        assert user.grants("a/b", "push")
+        assert not user.grants("a/b", "delete")
+        assert user.grants("c", "pull")
+        assert [a.type for a in user.access] == ["repository", "repository", "registry"]
+        assert (anonymous.status_code, anon.subject, anon.access) == (200, "", ())
+        assert wrong.status_code == httpx.codes.UNAUTHORIZED
+        assert other.status_code == httpx.codes.BAD_REQUEST
+        assert (tokens.tokens_issued, tokens.refused) == (2, 1)
 
 
 def test_moto_token_logs_in_to_ecr_standin(
