@@ -1,4 +1,4 @@
-"""Push benchmark: freshflow's engine push path against docker CLI and skopeo.
+"""Push benchmark: freshflow's two push paths against docker CLI and skopeo.
 
     .venv/bin/python benchmarks/bench_push.py [--sizes 1,20,50] [--repeat 3]
                                               [--tags 3]
@@ -8,21 +8,36 @@ tool's push warms another's), builds a throwaway image per size and
 repetition (MB of incompressible payload on the busybox test base, a fresh
 marker each time) and pushes it with every tool, side by side, in three cases:
 
-- cold: layers the registry has never seen;
+- cold: layers the repository has never seen (from the second round on, the
+  registry holds the busybox base layer in another repository, and dockerd
+  mounts it from there);
 - warm: the same image again under a new tag, its layers already there;
 - N tags: the image pushed under --tags tags to a registry without it.
 
-The tools are freshflow (`tasks.engine.push_image`, and for N tags
-`tasks.pushing.EnginePusher`, each in a child interpreter of its own), the
-`docker push` CLI (the same engine does the work) and `skopeo copy` from
-`docker-daemon:` (the engine only exports the image; skopeo uploads it).
+The tools, each push in a process of its own:
+
+- freshflow engine: the engine pushes each tag (`tasks.engine.push_image`,
+  and for N tags `tasks.pushing.EnginePusher`), as `docker push` does;
+- freshflow registry: `tasks.registry_push.RegistryPusher` (through
+  `tasks.pushing.make_pusher`, FRESHFLOW_PUSH_VIA=registry): it exports the
+  image from the engine, gzips the layers itself and uploads them through
+  the registry's HTTP API, several at once, once for all tags.  Its layer
+  cache lives in the benchmark's temporary directory, so the warm case uses
+  what its own cold push of that image learnt, as a worker's cache would.
+  The image's RepoDigests (left by the engine tools' pushes) are untagged
+  before each of its pushes, or it would copy the image from another tool's
+  registry instead of exporting it (see `Bench.forget_origins`);
+- the `docker push` CLI (the same engine does the work);
+- `skopeo copy` from `docker-daemon:` (the engine only exports the image;
+  skopeo compresses and uploads it).
 
 It prints the median wall time of --repeat runs and the client's peak RSS,
 each with its ratio to docker CLI and to skopeo, plus the CPU time spent in
-the client and in dockerd.  Timing targets live here, never in tests.
-Everything it creates (registries, images, temporary files) is removed at
-exit.  Installs skopeo and GNU time from Debian when missing and run as root.
-See benchmarks/README.md for how to read the numbers.
+the client and in dockerd, again with both ratios.  Timing targets live
+here, never in tests.  Everything it creates (registries, images, the layer
+cache, temporary files) is removed at exit.  Installs skopeo and GNU time
+from Debian when missing and run as root.  See benchmarks/README.md for how
+to read the numbers.
 """
 
 from __future__ import annotations
@@ -60,7 +75,10 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1024 * 1024
 PUSH_TIMEOUT = 300.0  # seconds; a push that takes longer is killed
 
-FRESHFLOW, DOCKER, SKOPEO = "freshflow", "docker CLI", "skopeo"
+ENGINE, REGISTRY = "freshflow engine", "freshflow registry"
+DOCKER, SKOPEO = "docker CLI", "skopeo"
+TOOLS = (ENGINE, REGISTRY, DOCKER, SKOPEO)  # the order of the table rows
+FRESHFLOW = (ENGINE, REGISTRY)  # pushed by _push_child.py
 
 
 class BenchError(RuntimeError):
@@ -207,11 +225,41 @@ class Bench:
     docker_cli: str | None
     skopeo: str | None
     images: list[str] = field(default_factory=list)
+    registry_settings: str | None = None  # as the registry child reported them
+
+    @property
+    def cache_dir(self) -> Path:
+        """The registry path's layer cache: one for the whole run, as a worker's."""
+        return self.workdir / "layer-cache"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where the registry path spools the engine's export."""
+        return self.workdir / "spool"
 
     def tag_locally(self, job: Job) -> None:
         """Name the image for the CLIs (not timed; freshflow tags it itself)."""
         for tag in job.tags:
             self.client.api.tag(job.image_id, job.target, tag, force=True)
+
+    def forget_origins(self, image_id: str) -> None:
+        """Untag the image's `repo@digest` names (not timed), keeping the image.
+
+        Every engine push (docker CLI, freshflow engine) records one in the
+        image's RepoDigests.  RegistryPusher takes such an image as one that
+        came from a registry and copies its blobs from there, registry to
+        registry, instead of exporting and compressing it: it would read
+        another tool's registry.  A build step's image has no RepoDigests,
+        so without them the registry path pushes the image as it would in a
+        flow.  The engine's own layer reuse does not depend on these names.
+        """
+        api = self.client.api
+        for name in api.inspect_image(image_id).get("RepoDigests") or []:
+            api.remove_image(name, noprune=True)
+        left = api.inspect_image(image_id).get("RepoDigests") or []
+        if left:
+            msg = f"cannot untag {left} of {image_id[:19]} before the registry push"
+            raise BenchError(msg)
 
     def check_pushed(self, tool: str, job: Job) -> None:
         for tag in job.tags:
@@ -219,14 +267,32 @@ class Bench:
                 msg = f"{tool} reported success but {job.target}:{tag} is missing"
                 raise BenchError(msg)
 
-    def push_freshflow(self, job: Job) -> Sample:
+    def push_engine(self, job: Job) -> Sample:
+        return self.push_freshflow(ENGINE, job, "engine", [])
+
+    def push_registry(self, job: Job) -> Sample:
+        self.forget_origins(job.image_id)
+        self.spool_dir.mkdir(exist_ok=True)
+        dirs = ["--cache-dir", str(self.cache_dir), "--spool-dir", str(self.spool_dir)]
+        return self.push_freshflow(REGISTRY, job, "registry", dirs)
+
+    def push_freshflow(
+        self, name: str, job: Job, path: str, options: list[str]
+    ) -> Sample:
+        """Run _push_child.py for push path `path` (engine or registry)."""
         mode = "single" if len(job.tags) == 1 else "multi"
-        argv = [sys.executable, str(CHILD), mode, job.image_id, job.target]
-        run = measure([*argv, *job.tags], self)
+        argv = [sys.executable, str(CHILD), path, mode, job.image_id, job.target]
+        run = measure([*argv, *job.tags, *options], self)
         report = json.loads(run.stdout.decode().strip().splitlines()[-1])
         if len(report["digests"]) != len(job.tags):
-            msg = f"freshflow pushed {report['digests']} for tags {job.tags}"
+            msg = f"{name} pushed {report['digests']} for tags {job.tags}"
             raise BenchError(msg)
+        if "concurrency" in report:
+            self.registry_settings = (
+                f"{report['concurrency']} layers at once, "
+                f"gzip level {report['compression_level']}, "
+                f"{report.get('compression_threads', '?')} gzip threads"
+            )
         return Sample(
             seconds=float(report["seconds"]),
             process_seconds=run.seconds,
@@ -280,7 +346,10 @@ class Bench:
         return sample_of([measure(argv, self, env) for argv in argvs])
 
     def tools(self) -> dict[str, Callable[[Job], Sample]]:
-        tools: dict[str, Callable[[Job], Sample]] = {FRESHFLOW: self.push_freshflow}
+        tools: dict[str, Callable[[Job], Sample]] = {
+            ENGINE: self.push_engine,
+            REGISTRY: self.push_registry,
+        }
         if self.docker_cli is not None:
             tools[DOCKER] = self.push_docker
         if self.skopeo is not None:
@@ -321,7 +390,9 @@ def run_size(
 
     Every tool pushes that image to registries of its own (one for cold and
     warm, one for the tags case), so no tool's push warms another's: the
-    engine and skopeo only reuse layers within one registry.
+    engine, skopeo and freshflow's registry path only reuse layers within one
+    registry (the registry path asks the target repository for each blob its
+    layer cache knows, and uploads it when the answer is no).
     """
     tools = bench.tools()
     names = list(tools)
@@ -405,13 +476,19 @@ def report(results: dict[Key, list[Sample]]) -> str:
     def seconds(key: Key) -> float | None:
         return median(key, lambda s: s.seconds)
 
+    def cpu_total(key: Key) -> float | None:
+        """Client + dockerd CPU (medians): what one push costs the machine."""
+        client_cpu = median(key, lambda s: s.client_cpu)
+        dockerd_cpu = median(key, lambda s: s.dockerd_cpu)
+        return None if client_cpu is None else client_cpu + (dockerd_cpu or 0.0)
+
     cases = sorted({case for _, case, _ in results}, key=_case_order)
     sizes = sorted({size for size, _, _ in results})
     keys = [
         (size, case, tool)
         for size in sizes
         for case in cases
-        for tool in (FRESHFLOW, DOCKER, SKOPEO)
+        for tool in TOOLS
         if (size, case, tool) in results
     ]
     times, cpu, notes = [], [], []
@@ -427,25 +504,28 @@ def report(results: dict[Key, list[Sample]]) -> str:
         times.append(row)
         client_cpu = median(key, lambda s: s.client_cpu) or 0.0
         dockerd_cpu = median(key, lambda s: s.dockerd_cpu)
-        total = client_cpu + (dockerd_cpu or 0.0)
+        total = cpu_total(key) or 0.0
         dockerd = "-" if dockerd_cpu is None else f"{dockerd_cpu:.2f}"
-        cpu.append([*row[:3], f"{client_cpu:.2f}", dockerd, f"{total:.2f}"])
-        if tool == FRESHFLOW:
+        cpu_row = [*row[:3], f"{client_cpu:.2f}", dockerd, f"{total:.2f}"]
+        cpu_row += [ratio(total, cpu_total(docker)), ratio(total, cpu_total(skopeo))]
+        cpu.append(cpu_row)
+        if tool in FRESHFLOW:
             startup = median(key, lambda s: s.process_seconds - s.seconds) or 0.0
             base = median(key, lambda s: s.rss_before_push_kb) or 0.0
             notes.append(
-                f"{size} MB {case}: python start-up and imports {startup:.3f} s, "
+                f"{tool}, {size} MB {case}: start-up and imports {startup:.3f} s, "
                 f"{base / 1024:.1f} MB before the push, "
                 f"the push adds {rss - base / 1024:.1f} MB"
             )
     header = ["size", "case", "tool", "push s", "x docker", "x skopeo"]
     header += ["proc s", "RSS MB", "x docker", "x skopeo"]
     cpu_header = ["size", "case", "tool", "client CPU s", "dockerd CPU s", "total"]
+    cpu_header += ["x docker", "x skopeo"]
     return "\n\n".join(
         [
             table(times, header),
             table(cpu, cpu_header),
-            "freshflow child process (not in push s):\n  " + "\n  ".join(notes),
+            "freshflow child processes (not in push s):\n  " + "\n  ".join(notes),
         ]
     )
 
@@ -575,6 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(f"median of {args.repeat} runs; RSS is the peak over the runs")
         print(report(results))
+        if bench.registry_settings is not None:
+            print(f"freshflow registry: {bench.registry_settings}")
         print(f"\ntotal {time.monotonic() - started:.0f} s, load {load_average()}")
     except BenchError as exc:
         print(f"bench_push: {exc}", file=sys.stderr)
