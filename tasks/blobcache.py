@@ -7,6 +7,10 @@ diff ID -> compressed digest and size.  With it a push asks the registry
 whether it already has a layer before reading a byte of it, and a push of an
 image whose every blob is there needs no export from the engine at all.
 
+It also remembers, per registry host, the last repository each blob was
+pushed to, so a push to a new repository can mount a layer from there
+instead of uploading it again (as the engine does for `docker push`).
+
 The cache holds digests and sizes only, in SQLite (safe for several worker
 processes at once).  A lost or stale entry only costs a re-upload.
 """
@@ -28,6 +32,9 @@ CREATE TABLE IF NOT EXISTS layers (
     digest TEXT NOT NULL, size INTEGER NOT NULL,
     PRIMARY KEY (diff_id, level));
 CREATE TABLE IF NOT EXISTS configs (image_id TEXT PRIMARY KEY, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS places (
+    digest TEXT NOT NULL, host TEXT NOT NULL, repository TEXT NOT NULL,
+    PRIMARY KEY (digest, host));
 """
 
 
@@ -108,4 +115,30 @@ class BlobCache:
             if db is not None:
                 db.execute(
                     "INSERT OR REPLACE INTO configs VALUES (?, ?)", (image_id, size)
+                )
+
+    def places(self, host: str, digests: Iterable[str]) -> dict[str, str]:
+        """The repository of `host` each of `digests` was last pushed to."""
+        wanted = sorted(set(digests))
+        found: dict[str, str] = {}
+        with self._db() as db:
+            if db is None or not wanted:
+                return found
+            marks = ",".join("?" * len(wanted))
+            rows = db.execute(
+                f"SELECT digest, repository FROM places WHERE host = ? AND digest IN ({marks})",
+                (host, *wanted),
+            )
+            found = dict(rows)
+        return found
+
+    def remember_places(
+        self, host: str, repository: str, digests: Iterable[str]
+    ) -> None:
+        """Record that `repository` of `host` now holds `digests`."""
+        with self._db() as db:
+            if db is not None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO places VALUES (?, ?, ?)",
+                    [(digest, host, repository) for digest in set(digests)],
                 )

@@ -41,7 +41,7 @@ from typing import Any
 import docker
 import httpx
 
-from flows.errors import PushError
+from flows.errors import PushError, StepError
 from tasks.engine import Deadline, RegistryAuth, push_error
 
 log = logging.getLogger(__name__)
@@ -254,9 +254,9 @@ class _Authorizer:
         self, client: httpx.Client, challenge: Mapping[str, str], scope: str
     ) -> _Grant:
         realm = challenge["realm"]
-        params = {"scope": scope}
+        params = httpx.QueryParams([("scope", one) for one in scope.split()])
         if challenge.get("service"):
-            params["service"] = challenge["service"]
+            params = params.add("service", challenge["service"])
         basic = (
             httpx.BasicAuth(self.auth.username, self.auth.password)
             if self.auth
@@ -408,13 +408,17 @@ class RegistryClient:
         client: httpx.Client | None = None,
         headers: Mapping[str, str] | None = None,
         content: bytes | Iterator[bytes] | None = None,
+        also: str | None = None,
     ) -> httpx.Response:
         """Send a request; a 401 is answered once, and the request sent again.
 
         A streamed body cannot be sent again, so its 401 is returned as it is.
+        `also` is a further token scope the request needs.
         """
         client = client or self._client
         scope = f"repository:{repository}:{self._actions}"
+        if also:
+            scope += " " + also
         if not url.startswith(("http://", "https://")):
             url = self.base_url + url
         for attempt in range(2):
@@ -622,19 +626,25 @@ class RegistryClient:
     def mount_blob(
         self, repository: str, digest: str, source: str, reference: str
     ) -> bool:
-        """Mount a blob from another repository of this registry; False if refused."""
-        response = self._call(
-            "POST",
-            str(
-                httpx.URL(f"/v2/{repository}/blobs/uploads/").copy_merge_params(
-                    {"mount": digest, "from": source}
-                )
-            ),
-            repository,
-            reference,
-            headers={"Content-Length": "0"},
-            content=b"",
-        )
+        """Mount a blob from another repository of this registry.
+
+        False when the registry will not (no such blob there, no access to
+        `source`, no mounting at all): the blob is then uploaded instead.
+        """
+        url = httpx.URL(f"/v2/{repository}/blobs/uploads/")
+        try:
+            response = self._call(
+                "POST",
+                str(url.copy_merge_params({"mount": digest, "from": source})),
+                repository,
+                reference,
+                headers={"Content-Length": "0"},
+                content=b"",
+                also=f"repository:{source}:pull",
+            )
+        except StepError as exc:
+            log.debug("cannot mount %s from %s: %s", digest[:19], source, exc)
+            return False
         if response.status_code == 201:
             return True
         if response.status_code == 202:  # an upload session instead: drop it

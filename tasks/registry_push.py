@@ -286,6 +286,8 @@ class RegistryPusher:
                     )
                     pushed.append(image)
                     on_pushed(image)
+                held = _blobs_of(manifest, media_type, image_id) or []
+                self._cache.remember_places(host, path, [b.digest for b in held])
         except StepError as exc:
             exc.pushed = tuple(pushed)
             raise
@@ -400,15 +402,19 @@ class RegistryPusher:
         reference: str,
     ) -> tuple[int, list[Blob]]:
         known = self._cache.layers(diff_ids)
+        config_size = self._cache.config_size(image_id)
+        places = self._cache.places(
+            client.host, [b.digest for b in known.values()] + [image_id]
+        )
         present: dict[str, Blob] = {}
         for diff_id in dict.fromkeys(diff_ids):
             blob = known.get(diff_id)
-            if blob is not None and client.has_blob(path, blob.digest, reference):
+            if blob is not None and self._reuse(
+                client, path, blob.digest, diff_id, places, reference
+            ):
                 present[diff_id] = blob
-                self._event({"id": _short(diff_id), "status": "Layer already exists"})
-        config_size = self._cache.config_size(image_id)
-        config_there = config_size is not None and client.has_blob(
-            path, image_id, reference
+        config_there = config_size is not None and self._reuse(
+            client, path, image_id, image_id, places, reference
         )
         missing = [d for d in dict.fromkeys(diff_ids) if d not in present]
         if config_size is not None and config_there and not missing:
@@ -440,6 +446,32 @@ class RegistryPusher:
             self._cache.remember_config(image_id, config_size)
             present |= self._upload(client, path, export, missing, deadline, reference)
         return config_size, [present[d] for d in diff_ids]
+
+    def _reuse(
+        self,
+        client: RegistryClient,
+        path: str,
+        digest: str,
+        label: str,
+        places: Mapping[str, str],
+        reference: str,
+    ) -> bool:
+        """Whether the repository has the blob, or got it by a mount.
+
+        `label` names the blob in progress events (a layer's diff ID).
+        """
+        if client.has_blob(path, digest, reference):
+            self._event({"id": _short(label), "status": "Layer already exists"})
+            return True
+        source = places.get(digest)
+        if (
+            source
+            and source != path
+            and client.mount_blob(path, digest, source, reference)
+        ):
+            self._event({"id": _short(label), "status": f"Mounted from {source}"})
+            return True
+        return False
 
     def _upload(
         self,

@@ -240,3 +240,22 @@ def test_promotion_within_a_registry_mounts_the_layers(
     assert result.exit_code == 0, result.stderr + result.stdout
     assert registry.manifest_digest("prod/app", "1.0") == pushed(first)["rc1"]
     assert proxy.bytes_uploaded - before < 20_000  # mounts, not uploads
+
+
+def test_a_new_repository_mounts_the_layers_another_one_holds(
+    freshflow, workspace, counted, payload_image
+) -> None:
+    registry, proxy = counted
+    first = push(freshflow, workspace, payload_image, "v1")
+    assert first.exit_code == 0, first.stderr + first.stdout
+    before = proxy.bytes_uploaded
+
+    pipeline = PUSH.format(candidate=payload_image, registry="counted", tags="v1")
+    second = freshflow(
+        "run", str(workspace(pipeline.replace("team/app", "team/copy"))), "--json"
+    )
+
+    assert second.exit_code == 0, second.stderr + second.stdout
+    assert registry.tags("team/copy") == ["v1"]
+    assert pushed(second)["v1"] == pushed(first)["v1"]
+    assert proxy.bytes_uploaded - before < 20_000  # mounts and a manifest

@@ -152,6 +152,27 @@ def test_no_password_or_token_in_the_output(
     assert not [t for t in texts for s in secrets if s in t]
 
 
+def test_a_new_repository_mounts_layers_with_a_token_for_both(
+    freshflow, workspace, token_registry, integrations, monkeypatch
+) -> None:
+    monkeypatch.setenv("FRESHFLOW_PUSH_VIA", "registry")
+    integrations("tokens", token_registry)
+    first = freshflow("run", str(workspace(PUSH)), "--branch", "main", "--json")
+    assert first.exit_code == 0, first.stdout + first.stderr
+
+    copy = PUSH.replace("registry: tokens", "registry: tokens\n    image_name: copy")
+    second = freshflow("run", str(workspace(copy)), "--branch", "main", "--json")
+
+    assert second.exit_code == 0, second.stdout + second.stderr
+    assert token_registry.tags("copy") == list(TAGS)
+    both = [
+        t
+        for t in tokens_of(token_registry).issued
+        if t.grants("copy", "push") and t.grants("app", "pull")
+    ]
+    assert both  # the mount asked for pull on the source as well
+
+
 # freshflow's own client, straight against the token registry.
 
 REFERENCE_TAG = "v1"
