@@ -1,11 +1,9 @@
 """A registry's HTTP API (Docker Registry V2 / OCI distribution), for pushing.
 
 `RegistryClient` talks to one registry host the way the Docker Engine next
-to freshflow would: the same TLS rules (certificates from
-`/etc/docker/certs.d/<host>/`, the engine's insecure registries tried over
-HTTPS without verification and then plain HTTP), Basic or Bearer token
-authentication answered from the registry's challenge, and Docker Hub's
-`docker.io` served by `registry-1.docker.io`.
+to freshflow would: with the engine's TLS rules (`tasks.registry_transport`),
+answering Basic or Bearer token challenges (`tasks.registry_auth`), and with
+Docker Hub's `docker.io` served by `registry-1.docker.io`.
 
 Blob uploads stream one compressed layer per PATCH, as `docker push` does;
 registries such as ECR do not take several chunks.  An upload stops at the
@@ -21,28 +19,26 @@ partial upload until its own upload purge, and a warning says so.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
-import ipaddress
 import json
 import logging
-import re
-import socket
 import ssl
-import struct
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import docker
 import httpx
 
 from flows.errors import PushError, StepError
 from tasks.engine import Deadline, RegistryAuth, push_error
+from tasks.registry_auth import Authorizer, TokenError
+from tasks.registry_transport import (
+    CONNECT_TIMEOUT,
+    EngineRegistryRules,
+    SocketTrap,
+    http_client,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,252 +51,9 @@ MANIFEST_INDEXES = (MANIFEST_LIST_V2, OCI_INDEX)
 CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
 LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
-CERTS_DIR = Path("/etc/docker/certs.d")
 DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
-_CONNECT_TIMEOUT = 10.0
-_STALL_TIMEOUT = 60.0  # a request that moves no byte for this long fails
 _CUT_GRACE = 5.0  # after the deadline, how long an ending upload may take
-_UNSENT_LOW_WATER = 32 * 1024  # unsent bytes an upload socket may queue
-_SEND_SIZE = 1 << 14  # small pieces: a stop is noticed after at most one
-_LINGER_OFF = struct.pack("ii", 1, 0)  # on, 0 s: close() sends a reset
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-_TOKEN_LIFETIME = 60.0  # seconds, when the token service does not say
-_TOKEN_MARGIN = 30.0  # renew a token this long before it expires
-
-
-@dataclass(frozen=True)
-class EngineRegistryRules:
-    """Which registries the engine treats as insecure, and where its CAs are."""
-
-    insecure_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    secure_by_name: Mapping[str, bool] = field(default_factory=dict)
-    certs_dir: Path = CERTS_DIR
-
-    @classmethod
-    def of(cls, api: docker.APIClient) -> EngineRegistryRules:
-        """The rules of the engine `api` talks to."""
-        config: dict[str, Any] = api.info().get("RegistryConfig") or {}
-        networks = tuple(
-            ipaddress.ip_network(cidr, strict=False)
-            for cidr in config.get("InsecureRegistryCIDRs") or ()
-        )
-        secure = {
-            name: bool(entry.get("Secure", True))
-            for name, entry in (config.get("IndexConfigs") or {}).items()
-        }
-        return cls(networks, secure)
-
-    def insecure(self, host: str) -> bool:
-        """Whether the engine would push to `host` without verifying TLS."""
-        if host in self.secure_by_name:
-            return not self.secure_by_name[host]
-        name = _hostname(host)
-        try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
-        except OSError:
-            return False
-        return any(
-            ipaddress.ip_address(str(address).split("%")[0]) in network
-            for address in addresses
-            for network in self.insecure_networks
-        )
-
-    def tls(self, host: str, verify: bool) -> ssl.SSLContext:
-        """System CAs plus the engine's `certs.d` CAs and client certificate."""
-        context = ssl.create_default_context()
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        directory = self.certs_dir / host
-        if directory.is_dir():
-            for ca in sorted(directory.glob("*.crt")):
-                context.load_verify_locations(cafile=str(ca))
-            for cert in sorted(directory.glob("*.cert")):
-                key = cert.with_suffix(".key")
-                if key.is_file():
-                    context.load_cert_chain(str(cert), str(key))
-        return context
-
-
-def _hostname(host: str) -> str:
-    if host.startswith("["):
-        return host[1 : host.index("]")]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-class _SocketTrap:
-    """Remembers the sockets a client opens, so a watchdog can cut them.
-
-    It also keeps their queue of unsent bytes short, so that a body ended
-    early is over at the registry soon after.
-    """
-
-    def __init__(self) -> None:
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, info: Mapping[str, Any]) -> None:
-        if event == "connection.connect_tcp.complete":
-            stream = info.get("return_value")
-            sock = stream.get_extra_info("socket") if stream is not None else None
-            if isinstance(sock, socket.socket):
-                with contextlib.suppress(OSError, AttributeError):
-                    sock.setsockopt(
-                        socket.IPPROTO_TCP,
-                        socket.TCP_NOTSENT_LOWAT,
-                        _UNSENT_LOW_WATER,
-                    )
-                with self._lock:
-                    self._sockets.append(sock)
-
-    def hook(self, request: httpx.Request) -> None:
-        request.extensions["trace"] = self
-
-    def reset(self) -> None:
-        """Make closing the sockets reset them, dropping unsent bytes."""
-        for sock in self._all():
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_OFF)
-
-    def cut(self) -> None:
-        """Reset the sockets and unblock whoever waits on them."""
-        self.reset()
-        for sock in self._all():
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def _all(self) -> list[socket.socket]:
-        with self._lock:
-            return list(self._sockets)
-
-
-class _TokenError(Exception):
-    """The registry's token service could not give a token; says why."""
-
-
-@dataclass(frozen=True)
-class _Grant:
-    """How to authenticate for one scope, and until when."""
-
-    header: str
-    challenge: Mapping[str, str] | None = None  # a Bearer grant's, to renew it
-    renew_at: float | None = None  # monotonic time
-
-
-class _Authorizer:
-    """Answers the registry's 401 challenges; one grant per repository scope.
-
-    Bearer tokens are renewed shortly before they expire, so a long push
-    never starts a layer upload, which cannot be sent twice, with a stale
-    token.  A token service on another host than the registry is reached
-    with ordinary certificate checks, whatever the registry's own rules.
-    """
-
-    def __init__(
-        self,
-        auth: RegistryAuth | None,
-        host: str,
-        realm_tls: Callable[[str], ssl.SSLContext],
-    ) -> None:
-        self.auth = auth
-        self._host = host
-        self._realm_tls = realm_tls
-        self._grants: dict[str, _Grant] = {}
-        self._realms: dict[str, httpx.Client] = {}
-        self._lock = threading.Lock()
-
-    def header(self, client: httpx.Client, scope: str) -> str | None:
-        """The Authorization header to send for `scope`, renewed when due."""
-        with self._lock:
-            grant = self._grants.get(scope)
-        if grant is None:
-            return None
-        due = grant.renew_at is not None and time.monotonic() >= grant.renew_at
-        if due and grant.challenge is not None:
-            grant = self._bearer(client, grant.challenge, scope)
-            with self._lock:
-                self._grants[scope] = grant
-        return grant.header
-
-    def answer(
-        self, client: httpx.Client, challenge: str, scope: str, refused: str | None
-    ) -> bool:
-        """Learn how to authenticate for `scope` after a 401 refused `refused`.
-
-        False when there is no other answer to try.
-        """
-        kind, _, params = challenge.partition(" ")
-        values = dict(_CHALLENGE_PARAM.findall(params))
-        if kind.lower() == "basic":
-            if self.auth is None:
-                return False
-            pair = f"{self.auth.username}:{self.auth.password}".encode()
-            grant = _Grant("Basic " + base64.b64encode(pair).decode())
-        elif kind.lower() == "bearer" and values.get("realm"):
-            grant = self._bearer(client, values, scope)
-        else:
-            return False
-        if grant.header == refused:
-            return False
-        with self._lock:
-            self._grants[scope] = grant
-        return True
-
-    def close(self) -> None:
-        for client in self._realms.values():
-            client.close()
-
-    def _bearer(
-        self, client: httpx.Client, challenge: Mapping[str, str], scope: str
-    ) -> _Grant:
-        realm = challenge["realm"]
-        params = httpx.QueryParams([("scope", one) for one in scope.split()])
-        if challenge.get("service"):
-            params = params.add("service", challenge["service"])
-        basic = (
-            httpx.BasicAuth(self.auth.username, self.auth.password)
-            if self.auth
-            else None
-        )
-        asked = time.monotonic()
-        try:
-            response = self._realm_client(client, realm).get(
-                realm, params=params, auth=basic
-            )
-        except httpx.HTTPError as exc:
-            msg = f"cannot reach the registry's token service {realm!r}: {exc or type(exc).__name__}"
-            raise _TokenError(msg) from None
-        if response.status_code in (401, 403):
-            msg = f"the token service {realm!r} refused the credentials: unauthorized"
-            raise _TokenError(msg)
-        if response.status_code != 200:
-            msg = f"the token service {realm!r} answered HTTP {response.status_code}"
-            raise _TokenError(msg)
-        try:
-            body = response.json()
-            token = body.get("token") or body.get("access_token")
-            lifetime = float(body.get("expires_in") or _TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
-            token, lifetime = None, 0.0
-        if not token:
-            msg = f"the token service {realm!r} returned no token"
-            raise _TokenError(msg)
-        renew_at = asked + max(lifetime - _TOKEN_MARGIN, lifetime / 2)
-        return _Grant("Bearer " + str(token), dict(challenge), renew_at)
-
-    def _realm_client(self, client: httpx.Client, realm: str) -> httpx.Client:
-        """The registry's own client for a realm on its host, else one of the realm's."""
-        host = httpx.URL(realm).netloc.decode()
-        if host == self._host:
-            return client
-        with self._lock:
-            if host not in self._realms:
-                self._realms[host] = httpx.Client(
-                    verify=self._realm_tls(host),
-                    timeout=httpx.Timeout(_STALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
-                    follow_redirects=True,
-                )
-            return self._realms[host]
+SEND_SIZE = 1 << 14  # small pieces: a stop is noticed after at most one
 
 
 @dataclass(frozen=True)
@@ -332,7 +85,7 @@ class RegistryClient:
         self.host = host
         self._tls = tls
         self._actions = actions
-        self._authorizer = _Authorizer(
+        self._authorizer = Authorizer(
             auth, httpx.URL(base_url).netloc.decode(), realm_tls
         )
         self._client = self._new_client()
@@ -368,7 +121,7 @@ class RegistryClient:
                 lambda realm: rules.tls(realm, verify=True),
             )
             try:
-                client._client.get(f"{base_url}/v2/", timeout=_CONNECT_TIMEOUT)
+                client._client.get(f"{base_url}/v2/", timeout=CONNECT_TIMEOUT)
             except httpx.HTTPError as exc:
                 failure = str(exc) or type(exc).__name__
                 client.close()
@@ -376,17 +129,12 @@ class RegistryClient:
             return client
         raise push_error(reference, failure)
 
-    def new_client(self, trap: _SocketTrap | None = None) -> httpx.Client:
+    def new_client(self, trap: SocketTrap | None = None) -> httpx.Client:
         """A client of its own (for one blob), its sockets seen by `trap`."""
         return self._new_client(trap)
 
-    def _new_client(self, trap: _SocketTrap | None = None) -> httpx.Client:
-        return httpx.Client(
-            verify=self._tls,
-            timeout=httpx.Timeout(_STALL_TIMEOUT, connect=_CONNECT_TIMEOUT),
-            follow_redirects=True,
-            event_hooks={"request": [trap.hook]} if trap else None,
-        )
+    def _new_client(self, trap: SocketTrap | None = None) -> httpx.Client:
+        return http_client(self._tls, trap)
 
     def close(self) -> None:
         """Close the connections."""
@@ -500,7 +248,7 @@ class RegistryClient:
         then deleted and UploadStopped raised.  A body that raises resets
         the connection.
         """
-        trap = _SocketTrap()
+        trap = SocketTrap()
         client = self._new_client(trap)
         upload = self.start_upload(repository, reference, client)
         try:
@@ -552,7 +300,7 @@ class RegistryClient:
 
         Stops as `stream_blob` does when `should_stop` turns true.
         """
-        trap = _SocketTrap()
+        trap = SocketTrap()
         reader = source.new_client(trap)
         hasher = hashlib.sha256()
         stopped = False
@@ -561,7 +309,7 @@ class RegistryClient:
             nonlocal stopped
             done = 0
             try:
-                for chunk in response.iter_raw(_SEND_SIZE):
+                for chunk in response.iter_raw(SEND_SIZE):
                     if should_stop():
                         stopped = True
                         return
@@ -605,7 +353,7 @@ class RegistryClient:
         where = _no_query(upload.url)
         try:
             response = self.request("DELETE", upload.url, repository)
-        except (httpx.HTTPError, _TokenError) as exc:
+        except (httpx.HTTPError, TokenError) as exc:
             log.warning(
                 "could not cancel the upload %s (%s); the registry keeps it until its upload purge",
                 where,
@@ -678,7 +426,7 @@ class RegistryClient:
                 raise push_error(
                     reference, f"connection failed: {exc or type(exc).__name__}"
                 ) from None
-            except _TokenError as exc:
+            except TokenError as exc:
                 raise push_error(reference, str(exc)) from None
             break
         if response.status_code == 401:
@@ -756,7 +504,7 @@ class RegistryClient:
             response = self.request(method, url, repository, **kwargs)
         except UploadStopped:
             raise
-        except _TokenError as exc:
+        except TokenError as exc:
             raise push_error(reference, str(exc)) from None
         except httpx.TimeoutException as exc:
             raise push_error(
@@ -787,7 +535,7 @@ class RegistryClient:
         return str(response.url.join(location))
 
 
-def _resetting(body: Iterator[bytes], trap: _SocketTrap) -> Iterator[bytes]:
+def _resetting(body: Iterator[bytes], trap: SocketTrap) -> Iterator[bytes]:
     """`body`, resetting the connection when it stops early."""
     try:
         yield from body

@@ -1,15 +1,18 @@
 """Pushing an engine image through the registry's HTTP API.
 
-The image leaves the engine as a `docker save` tar, spooled to a temporary
-file; each layer is gzip-compressed on the fly and streamed to the registry,
-a few layers at a time, and every tag then gets the same schema 2 manifest.
-The config blob's digest is the image ID, so pulling any of the tags gives
-back the very image that was pushed.
+An image the engine knows from a registry is promoted: its blobs are copied
+from there and its very manifest written (`tasks.promotion`).  Any other
+image leaves the engine as a `docker save` tar (`tasks.image_export`); each
+layer is gzip-compressed on the fly and streamed to the registry, a few
+layers at a time, and every tag then gets the same schema 2 manifest.  The
+config blob's digest is the image ID, so pulling any of the tags gives back
+the very image that was pushed.
 
-Layers are compressed deterministically (no timestamp in the gzip header),
-and the layer cache (`tasks.blobcache`) remembers each result: a layer the
-registry already has is skipped before it is read, and when the registry
-has every blob the image is not exported at all.
+Layers are compressed deterministically, and the layer cache
+(`tasks.blobcache`) remembers each result: a layer the registry already has
+is skipped before it is read, one that another repository of the registry
+holds is mounted, and when every blob is there the image is not exported
+at all.
 
 At the deadline, or when another layer fails, each upload ends its body
 early, deletes its upload session and stops; no tag is written.
@@ -17,17 +20,12 @@ early, deletes its upload session and stops; no tag is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import tarfile
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
-from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -36,24 +34,22 @@ import docker
 from flows.errors import EngineError, PushError, StepError
 from flows.report import PushedImage
 from tasks.blobcache import Blob, BlobCache
-from tasks.engine import Deadline, Event, RegistryAuth, export_image, tag_image
-from tasks.pgzip import BLOCK_SIZE, gzip_blocks
+from tasks.engine import Deadline, Event, RegistryAuth, tag_image
+from tasks.image_export import Export, LayerBody, spooled_export
+from tasks.promotion import Origin, Unreadable, blobs_of, image_manifest, origins
 from tasks.registry_api import (
     CONFIG_V1,
-    IMAGE_MANIFESTS,
     LAYER_GZIP,
-    MANIFEST_INDEXES,
     MANIFEST_V2,
-    EngineRegistryRules,
     RegistryClient,
     UploadStopped,
 )
+from tasks.registry_transport import EngineRegistryRules
 from tasks.settings import PushSettings
 
 log = logging.getLogger(__name__)
 
 _MAX_AHEAD = 8  # blocks of one layer in the gzip pool at once: bounds memory
-_SEND_SIZE = 1 << 14  # small pieces: a stop is noticed after at most one
 _PROGRESS_EVERY = 0.5
 _NO_MORE_TAGS = "no further tag was written"
 _CANCELLED = "freshflow stopped the upload and cancelled it at the registry"
@@ -85,125 +81,6 @@ PushFunction = Callable[
     ],
     list[PushedImage],
 ]
-
-
-@dataclass(frozen=True)
-class _Region:
-    """Where a layer's tar sits inside the spooled export."""
-
-    offset: int
-    size: int
-
-
-@dataclass(frozen=True)
-class _Export:
-    """An exported image: its config bytes and where each layer is."""
-
-    path: str
-    config: bytes
-    layers: dict[str, _Region]
-
-
-def _read_export(path: str, image_id: str, diff_ids: Sequence[str]) -> _Export:
-    try:
-        with tarfile.open(path) as tar:
-            manifest_file = tar.extractfile("manifest.json")
-            entries = json.load(manifest_file) if manifest_file else []
-            entry = entries[0]
-            config_file = tar.extractfile(entry["Config"])
-            config = config_file.read() if config_file else b""
-            names = list(entry["Layers"])
-            layers: dict[str, _Region] = {}
-            for name, diff_id in zip(names, diff_ids, strict=True):
-                member = _resolve(tar, tar.getmember(name))
-                layers.setdefault(diff_id, _Region(member.offset_data, member.size))
-    except (tarfile.TarError, KeyError, IndexError, ValueError, OSError) as exc:
-        msg = f"the engine's export of image {image_id[:19]} cannot be read: {exc}"
-        raise EngineError(msg) from None
-    if "sha256:" + hashlib.sha256(config).hexdigest() != image_id:
-        msg = f"the engine exported a config that does not match image {image_id[:19]}"
-        raise EngineError(msg)
-    return _Export(path, config, layers)
-
-
-def _resolve(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tarfile.TarInfo:
-    """Follow the links `docker save` writes for layers it already wrote."""
-    for _ in range(16):
-        if member.issym():
-            target = os.path.normpath(
-                os.path.join(os.path.dirname(member.name), member.linkname)
-            )
-        elif member.islnk():
-            target = member.linkname
-        else:
-            return member
-        member = tar.getmember(target)
-    msg = f"link loop at {member.name}"
-    raise ValueError(msg)
-
-
-class _LayerBody:
-    """A layer's tar, gzip-compressed on `pool` as it is sent; hashes both sides."""
-
-    def __init__(
-        self,
-        path: str,
-        region: _Region,
-        level: int,
-        pool: Executor,
-        ahead: int,
-        should_stop: Callable[[], bool],
-        on_progress: Callable[[int, int], None],
-    ) -> None:
-        self._path = path
-        self._region = region
-        self._level = level
-        self._pool = pool
-        self._ahead = ahead
-        self._should_stop = should_stop
-        self._on_progress = on_progress
-        self.raw = hashlib.sha256()
-        self.packed = hashlib.sha256()
-        self.size = 0
-        self.stopped = False
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.packed.hexdigest()
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            with closing(
-                gzip_blocks(self._blocks(), self._level, self._pool, self._ahead)
-            ) as packed:
-                for data in packed:
-                    yield from self._emit(data)
-        except UploadStopped:
-            self.stopped = True  # the body ends short; the upload is cancelled
-
-    def _blocks(self) -> Iterator[bytes]:
-        left = self._region.size
-        with open(self._path, "rb") as source:
-            source.seek(self._region.offset)
-            while left:
-                if self._should_stop():
-                    raise UploadStopped
-                data = source.read(min(BLOCK_SIZE, left))
-                if not data:
-                    msg = "the spooled export ended early"
-                    raise PushError(msg)
-                left -= len(data)
-                self.raw.update(data)
-                yield data
-                self._on_progress(self._region.size - left, self._region.size)
-
-    def _emit(self, data: bytes) -> Iterator[bytes]:
-        self.packed.update(data)
-        self.size += len(data)
-        for start in range(0, len(data), _SEND_SIZE):
-            if self._should_stop():
-                raise UploadStopped
-            yield data[start : start + _SEND_SIZE]
 
 
 class RegistryPusher:
@@ -243,25 +120,25 @@ class RegistryPusher:
         try:
             with RegistryClient.connect(host, auth, rules, first) as client:
                 self._event({"status": f"The push refers to repository [{repository}]"})
-                origins = _origins(inspected, host, self._source.reference)
+                known = origins(inspected, host, self._source.reference)
                 promoted = self._promote(
-                    client, path, origins, image_id, rules, deadline, first
+                    client, path, known, image_id, rules, deadline, first
                 )
-                if promoted is None and origins and self._fallback is not None:
+                if promoted is None and known and self._fallback is not None:
                     log.info(
                         "%s came from %s, which cannot be read; the engine pushes it",
                         image_id[:19],
-                        origins[0].name,
+                        known[0].name,
                     )
                     return self._fallback(
                         image_id, repository, tags, auth, deadline, on_pushed
                     )
                 if promoted is None:
-                    if origins:
+                    if known:
                         log.warning(
                             "%s came from %s, which cannot be read; pushing it from the engine gives it a new digest",
                             image_id[:19],
-                            origins[0].name,
+                            known[0].name,
                         )
                     diff_ids = [
                         str(d)
@@ -286,7 +163,7 @@ class RegistryPusher:
                     )
                     pushed.append(image)
                     on_pushed(image)
-                held = _blobs_of(manifest, media_type, image_id) or []
+                held = blobs_of(manifest, media_type, image_id) or []
                 self._cache.remember_places(host, path, [b.digest for b in held])
         except StepError as exc:
             exc.pushed = tuple(pushed)
@@ -305,7 +182,7 @@ class RegistryPusher:
         self,
         client: RegistryClient,
         path: str,
-        origins: list[_Origin],
+        known: list[Origin],
         image_id: str,
         rules: EngineRegistryRules,
         deadline: Deadline,
@@ -315,7 +192,7 @@ class RegistryPusher:
 
         None, before anything is written, when no origin can be read.
         """
-        for origin in origins:
+        for origin in known:
             try:
                 source = (
                     client
@@ -332,7 +209,7 @@ class RegistryPusher:
                 log.debug("cannot reach %s: %s", origin.name, exc)
                 continue
             try:
-                found = _image_manifest(source, origin, image_id, reference)
+                found = image_manifest(source, origin, image_id, reference)
                 if found is None:
                     continue
                 manifest, media_type, blobs = found
@@ -340,7 +217,7 @@ class RegistryPusher:
                     client, path, source, origin, blobs, deadline, reference
                 )
                 return manifest, media_type
-            except _Unreadable as exc:
+            except Unreadable as exc:
                 log.debug("cannot read %s: %s", origin.name, exc)
             finally:
                 if source is not client:
@@ -352,7 +229,7 @@ class RegistryPusher:
         client: RegistryClient,
         path: str,
         source: RegistryClient,
-        origin: _Origin,
+        origin: Origin,
         blobs: list[Blob],
         deadline: Deadline,
         reference: str,
@@ -421,25 +298,9 @@ class RegistryPusher:
             return config_size, [present[d] for d in diff_ids]
         if deadline.expired():
             raise deadline.error(_CANCELLED)
-        spool_dir = self._settings.spool_dir.expanduser()
-        try:
-            spool_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
-                dir=spool_dir, prefix="freshflow-export-", suffix=".tar"
-            )
-        except OSError as exc:
-            msg = f"cannot spool the image export in {str(spool_dir)!r} ({exc.strerror}); set FRESHFLOW_PUSH_SPOOL_DIR to a writable directory"
-            raise EngineError(msg) from None
-        with spool_file as spool:
-            started = time.monotonic()
-            export_image(self._api, image_id, spool, deadline)
-            spool.flush()
-            log.debug(
-                "exported %s (%d bytes) in %.1fs",
-                image_id[:19],
-                spool.tell(),
-                time.monotonic() - started,
-            )
-            export = _read_export(spool.name, image_id, diff_ids)
+        with spooled_export(
+            self._api, image_id, diff_ids, self._settings.spool_dir, deadline
+        ) as export:
             if not config_there:
                 client.put_blob(path, export.config, image_id, reference)
             config_size = len(export.config)
@@ -477,7 +338,7 @@ class RegistryPusher:
         self,
         client: RegistryClient,
         path: str,
-        export: _Export,
+        export: Export,
         diff_ids: list[str],
         deadline: Deadline,
         reference: str,
@@ -539,7 +400,7 @@ class RegistryPusher:
         self,
         client: RegistryClient,
         path: str,
-        export: _Export,
+        export: Export,
         diff_id: str,
         pool: Executor,
         should_stop: Callable[[], bool],
@@ -548,7 +409,7 @@ class RegistryPusher:
     ) -> Blob:
         short = _short(diff_id)
         progress = self._progress(diff_id)
-        body = _LayerBody(
+        body = LayerBody(
             export.path,
             export.layers[diff_id],
             self._settings.compression_level,
@@ -611,92 +472,3 @@ def _manifest(image_id: str, config_size: int, layers: list[Blob]) -> bytes:
         ],
     }
     return json.dumps(document, indent=3).encode()
-
-
-@dataclass(frozen=True)
-class _Origin:
-    """A registry the engine knows the image from: `host/repository@digest`."""
-
-    host: str
-    repository: str
-    digest: str  # or a tag
-    explicit_host: bool = False
-
-    @property
-    def name(self) -> str:
-        mark = "@" if ":" in self.digest else ":"
-        return f"{self.host}/{self.repository}{mark}{self.digest}"
-
-
-class _Unreadable(Exception):
-    """The origin does not serve the image (gone, refused, or another image)."""
-
-
-def _origins(
-    inspected: Mapping[str, Any], target_host: str, candidate: str | None
-) -> list[_Origin]:
-    """Where the engine knows the image from: the candidate's own registry
-    first (its RepoDigests may be stale), then each RepoDigest, the target
-    registry's before others.  None for an image only the engine has."""
-    known = [o for o in map(_origin, inspected.get("RepoDigests") or []) if o]
-    if not known:
-        return []
-    named = _origin(candidate) if candidate else None
-    first = [named] if named is not None and named.explicit_host else []
-    return first + sorted(known, key=lambda o: o.host != target_host)
-
-
-def _origin(name: str) -> _Origin | None:
-    """`host/repo@digest` or `host/repo:tag` as an origin."""
-    repository, _, digest = name.partition("@")
-    if not digest:
-        repository, _, digest = name.rpartition(":")
-        if not repository or "/" in digest:
-            return None
-    first, _, rest = repository.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return _Origin(first, rest, digest, explicit_host=True)
-    path = repository if "/" in repository else f"library/{repository}"
-    return _Origin("docker.io", path, digest)  # Docker Hub, written short
-
-
-def _image_manifest(
-    source: RegistryClient, origin: _Origin, image_id: str, reference: str
-) -> tuple[bytes, str, list[Blob]] | None:
-    """The origin's manifest of exactly this image (from an index, the right
-    platform's), its media type and blobs; None when it holds another image."""
-    try:
-        manifest, media_type = source.get_manifest(
-            origin.repository, origin.digest, reference
-        )
-        if media_type in MANIFEST_INDEXES:
-            for entry in json.loads(manifest).get("manifests") or []:
-                child, child_type = source.get_manifest(
-                    origin.repository, str(entry.get("digest")), reference
-                )
-                blobs = _blobs_of(child, child_type, image_id)
-                if blobs is not None:
-                    return child, child_type, blobs
-            return None
-        blobs = _blobs_of(manifest, media_type, image_id)
-    except StepError as exc:
-        raise _Unreadable(str(exc)) from None
-    return None if blobs is None else (manifest, media_type, blobs)
-
-
-def _blobs_of(manifest: bytes, media_type: str, image_id: str) -> list[Blob] | None:
-    """Config and layer blobs of an image manifest whose config is `image_id`."""
-    if media_type not in IMAGE_MANIFESTS:
-        return None
-    try:
-        document = json.loads(manifest)
-        config = document["config"]
-        if config["digest"] != image_id:
-            return None
-        return [
-            Blob(str(b["digest"]), int(b["size"]))
-            for b in [config, *document["layers"]]
-            if not b.get("urls")  # foreign layers stay where they are
-        ]
-    except (ValueError, KeyError, TypeError):
-        return None
