@@ -19,7 +19,8 @@ import pytest
 
 from flows.errors import RegistryAuthError
 from tasks.engine import RegistryAuth
-from tasks.registry_api import EngineRegistryRules, RegistryClient
+from tasks.registry_api import RegistryClient
+from tasks.registry_transport import EngineRegistryRules
 from tests.e2e.conftest import CliResult
 from tests.support.leaks import prefect_texts
 from tests.support.registry import Registry
