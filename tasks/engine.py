@@ -171,6 +171,14 @@ def stream_events(
         raise deadline.error()
 
 
+def _write(into: IO[bytes], chunk: bytes, image: str) -> None:
+    try:
+        into.write(chunk)
+    except OSError as exc:
+        msg = f"cannot write the export of image {image[:19]}: {exc.strerror or exc}"
+        raise ExportWriteError(msg) from None
+
+
 def _cut(sock: socket.socket | None) -> None:
     if sock is None:
         return
@@ -438,10 +446,17 @@ def _read_build(
     return built
 
 
+class ExportWriteError(EngineError):
+    """The export could not be written where it was to go (a full disk)."""
+
+
 def export_image(
     api: docker.APIClient, image: str, into: IO[bytes], deadline: Deadline
 ) -> None:
-    """Write the engine's `docker save` tar of `image` into `into`."""
+    """Write the engine's `docker save` tar of `image` into `into`.
+
+    ExportWriteError when `into` takes no more bytes.
+    """
     try:
         response = api._get(
             api._url("/images/{0}/get", image), stream=True, timeout=None
@@ -454,7 +469,7 @@ def export_image(
     try:
         with deadline.watchdog(lambda: _cut(sock)):
             for chunk in response.iter_content(_EXPORT_CHUNK):
-                into.write(chunk)
+                _write(into, chunk, image)
     except (OSError, requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         if deadline.expired():
             raise deadline.error() from None

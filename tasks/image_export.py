@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tarfile
 import tempfile
 import time
@@ -25,11 +26,13 @@ from pathlib import Path
 import docker
 
 from flows.errors import EngineError, PushError
-from tasks.engine import Deadline, export_image
+from tasks.engine import Deadline, ExportWriteError, export_image
 from tasks.pgzip import BLOCK_SIZE, gzip_blocks
 from tasks.registry_api import SEND_SIZE, UploadStopped
 
 log = logging.getLogger(__name__)
+
+_ROOM_MARGIN = 16 * 1024 * 1024  # tar headers and padding, with room to spare
 
 
 @contextlib.contextmanager
@@ -37,11 +40,17 @@ def spooled_export(
     api: docker.APIClient,
     image_id: str,
     diff_ids: Sequence[str],
+    size: int,
     spool_dir: Path,
     deadline: Deadline,
 ) -> Iterator[Export]:
-    """The image exported into a temporary file in `spool_dir`, removed after."""
+    """The image exported into a temporary file in `spool_dir`, removed after.
+
+    `size` is the image's size as the engine reports it; a directory with
+    less room than that is refused before the export starts.
+    """
     directory = spool_dir.expanduser()
+    check_room(directory, size, image_id)
     try:
         spool_file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below
             dir=directory, prefix="freshflow-export-", suffix=".tar"
@@ -51,7 +60,11 @@ def spooled_export(
         raise EngineError(msg) from None
     with spool_file as spool:
         started = time.monotonic()
-        export_image(api, image_id, spool, deadline)
+        try:
+            export_image(api, image_id, spool, deadline)
+        except ExportWriteError as exc:
+            msg = f"{exc} in {str(directory)!r}; free space there or set FRESHFLOW_PUSH_SPOOL_DIR to a larger disk"
+            raise EngineError(msg) from None
         spool.flush()
         log.debug(
             "exported %s (%d bytes) in %.1fs",
@@ -60,6 +73,26 @@ def spooled_export(
             time.monotonic() - started,
         )
         yield read_export(spool.name, image_id, diff_ids)
+
+
+def check_room(directory: Path, size: int, image_id: str) -> None:
+    """Refuse a spool directory with less free space than the export needs."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return  # creating the spool file says what is wrong with it
+    needed = size + _ROOM_MARGIN
+    if free < needed:
+        msg = (
+            f"not enough room in {str(directory)!r} to export image {image_id[:19]}: "
+            f"it needs about {_mb(needed)}, {_mb(free)} are free; free space there "
+            "or set FRESHFLOW_PUSH_SPOOL_DIR to a larger disk"
+        )
+        raise EngineError(msg)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:,.0f} MB"
 
 
 @dataclass(frozen=True)

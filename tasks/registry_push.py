@@ -144,8 +144,9 @@ class RegistryPusher:
                         str(d)
                         for d in (inspected.get("RootFS") or {}).get("Layers") or []
                     ]
+                    size = int(inspected.get("Size") or 0)
                     config_size, layers = self._blobs(
-                        client, path, image_id, diff_ids, deadline, first
+                        client, path, image_id, diff_ids, size, deadline, first
                     )
                     promoted = (_manifest(image_id, config_size, layers), MANIFEST_V2)
                 manifest, media_type = promoted
@@ -275,9 +276,14 @@ class RegistryPusher:
         path: str,
         image_id: str,
         diff_ids: list[str],
+        size: int,
         deadline: Deadline,
         reference: str,
     ) -> tuple[int, list[Blob]]:
+        """The config size and layer blobs, uploading what the registry lacks.
+
+        `size` is the image's uncompressed size, the room an export needs.
+        """
         known = self._cache.layers(diff_ids)
         config_size = self._cache.config_size(image_id)
         places = self._cache.places(
@@ -299,7 +305,12 @@ class RegistryPusher:
         if deadline.expired():
             raise deadline.error(_CANCELLED)
         with spooled_export(
-            self._api, image_id, diff_ids, self._settings.spool_dir, deadline
+            self._api,
+            image_id,
+            diff_ids,
+            size,
+            self._settings.spool_dir,
+            deadline,
         ) as export:
             if not config_there:
                 client.put_blob(path, export.config, image_id, reference)
