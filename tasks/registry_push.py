@@ -112,11 +112,17 @@ class RegistryPusher:
         deadline: Deadline,
         on_pushed: Callable[[PushedImage], None],
     ) -> list[PushedImage]:
+        """Push the image under each tag; the engine does it when `fallback` must."""
         host, _, path = repository.partition("/")
         first = f"{repository}:{tags[0]}"
         inspected = self._inspect(image_id)
         rules = EngineRegistryRules.of(self._api)
         pushed: list[PushedImage] = []
+
+        def record(image: PushedImage) -> None:
+            pushed.append(image)
+            on_pushed(image)
+
         try:
             with RegistryClient.connect(host, auth, rules, first) as client:
                 self._event({"status": f"The push refers to repository [{repository}]"})
@@ -140,36 +146,58 @@ class RegistryPusher:
                             image_id[:19],
                             known[0].name,
                         )
-                    diff_ids = [
-                        str(d)
-                        for d in (inspected.get("RootFS") or {}).get("Layers") or []
-                    ]
-                    size = int(inspected.get("Size") or 0)
-                    config_size, layers = self._blobs(
-                        client, path, image_id, diff_ids, size, deadline, first
+                    promoted = self._exported(
+                        client, path, image_id, inspected, deadline, first
                     )
-                    promoted = (_manifest(image_id, config_size, layers), MANIFEST_V2)
-                manifest, media_type = promoted
-                for tag in tags:
-                    if deadline.expired():
-                        raise deadline.error(_NO_MORE_TAGS)
-                    reference = f"{repository}:{tag}"
-                    digest = client.put_manifest(
-                        path, tag, manifest, reference, media_type
-                    )
-                    tag_image(self._api, image_id, repository, tag)
-                    image = PushedImage(reference, digest, image_id, len(manifest))
-                    self._event(
-                        {"aux": {"Tag": tag, "Digest": digest, "Size": len(manifest)}}
-                    )
-                    pushed.append(image)
-                    on_pushed(image)
-                held = blobs_of(manifest, media_type, image_id) or []
-                self._cache.remember_places(host, path, [b.digest for b in held])
+                self._tag(
+                    client, repository, tags, image_id, promoted, deadline, record
+                )
         except StepError as exc:
             exc.pushed = tuple(pushed)
             raise
         return pushed
+
+    def _exported(
+        self,
+        client: RegistryClient,
+        path: str,
+        image_id: str,
+        inspected: Mapping[str, Any],
+        deadline: Deadline,
+        reference: str,
+    ) -> tuple[bytes, str]:
+        """The manifest of the engine's image, once its blobs are uploaded."""
+        diff_ids = [str(d) for d in (inspected.get("RootFS") or {}).get("Layers") or []]
+        size = int(inspected.get("Size") or 0)
+        config_size, layers = self._blobs(
+            client, path, image_id, diff_ids, size, deadline, reference
+        )
+        return _manifest(image_id, config_size, layers), MANIFEST_V2
+
+    def _tag(
+        self,
+        client: RegistryClient,
+        repository: str,
+        tags: tuple[str, ...],
+        image_id: str,
+        promoted: tuple[bytes, str],
+        deadline: Deadline,
+        on_pushed: Callable[[PushedImage], None],
+    ) -> None:
+        """Write the manifest under each tag, and tag the image in the engine."""
+        host, _, path = repository.partition("/")
+        manifest, media_type = promoted
+        for tag in tags:
+            if deadline.expired():
+                raise deadline.error(_NO_MORE_TAGS)
+            reference = f"{repository}:{tag}"
+            digest = client.put_manifest(path, tag, manifest, reference, media_type)
+            tag_image(self._api, image_id, repository, tag)
+            image = PushedImage(reference, digest, image_id, len(manifest))
+            self._event({"aux": {"Tag": tag, "Digest": digest, "Size": len(manifest)}})
+            on_pushed(image)
+        held = blobs_of(manifest, media_type, image_id) or []
+        self._cache.remember_places(host, path, [b.digest for b in held])
 
     def _inspect(self, image_id: str) -> dict[str, Any]:
         try:
