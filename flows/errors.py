@@ -10,7 +10,8 @@
         ├── BuildError               the engine reported a build failure
         ├── ImageNotFoundError       the candidate image does not exist
         ├── PushError                the registry refused or lost a push
-        │   └── RegistryAuthError    the registry refused the credentials
+        │   ├── RegistryAuthError    the registry refused the credentials
+        │   └── RegistryUnavailableError  unreachable or failing (5xx, 429)
         ├── AwsError                 STS or ECR refused a request
         └── StepTimeoutError         a step ran past its `timeout`
 
@@ -113,6 +114,10 @@ class PushError(StepError):
 
 class RegistryAuthError(PushError):
     """A registry refused the credentials given for it."""
+
+
+class RegistryUnavailableError(PushError):
+    """A registry could not be reached or failed on its side; a retry may work."""
 
 
 class AwsError(StepError):

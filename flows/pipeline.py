@@ -25,7 +25,7 @@ from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import redaction
+from flows import redaction, runlogs
 from flows.errors import FreshflowError, PipelineFileError, StepError
 from flows.gitinfo import run_variables
 from flows.integrations import Catalog
@@ -163,7 +163,8 @@ def run_pipeline(
     `variables` are pipeline variables (`--var`); secrets never go here: put
     them in registry integrations or in the worker's environment.
     """
-    redaction.install()
+    runlogs.install()
+    redaction.install()  # after runlogs: its handler gets the filter too
     logger = get_run_logger()
     path = Path(pipeline_file).resolve()
     run = _prepare(

@@ -36,6 +36,7 @@ from flows.errors import (
     ImageNotFoundError,
     PushError,
     RegistryAuthError,
+    RegistryUnavailableError,
     StepError,
     StepTimeoutError,
 )
@@ -258,7 +259,7 @@ def push_error(reference: str, message: str) -> StepError:
             "the credentials are valid but may not push to this repository"
         )
     if any(word in lowered for word in _UNREACHABLE_WORDS):
-        return PushError(
+        return RegistryUnavailableError(
             f"push to {where} failed: the registry cannot be reached ({message}); check that it is up"
         )
     if "does not exist" in lowered and "tag" in lowered:

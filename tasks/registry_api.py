@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from flows.errors import PushError, StepError
+from flows.errors import PushError, RegistryUnavailableError, StepError
 from tasks.engine import Deadline, RegistryAuth, push_error
 from tasks.registry_auth import Authorizer, TokenError
 from tasks.registry_transport import (
@@ -318,7 +318,7 @@ class RegistryClient:
                     on_progress(done)
                     yield chunk
             except httpx.HTTPError as exc:
-                raise push_error(
+                raise _unavailable(
                     reference,
                     f"reading layer {digest[:19]} from {source.host}: connection failed: {exc or type(exc).__name__}",
                 ) from None
@@ -423,7 +423,7 @@ class RegistryClient:
                     response.close()
                     continue
             except httpx.HTTPError as exc:
-                raise push_error(
+                raise _unavailable(
                     reference, f"connection failed: {exc or type(exc).__name__}"
                 ) from None
             except TokenError as exc:
@@ -436,9 +436,7 @@ class RegistryClient:
         try:
             if response.status_code != 200:
                 response.read()
-                raise push_error(
-                    reference, f"reading layer {digest[:19]}: {_describe(response)}"
-                )
+                _check(response, (200,), reference, f"reading layer {digest[:19]}")
             yield response
         finally:
             response.close()
@@ -507,11 +505,11 @@ class RegistryClient:
         except TokenError as exc:
             raise push_error(reference, str(exc)) from None
         except httpx.TimeoutException as exc:
-            raise push_error(
+            raise _unavailable(
                 reference, f"timeout talking to the registry ({type(exc).__name__})"
             ) from None
         except httpx.HTTPError as exc:
-            raise push_error(
+            raise _unavailable(
                 reference, f"connection failed: {exc or type(exc).__name__}"
             ) from None
         if response.status_code == 401:
@@ -549,7 +547,18 @@ def _check(
 ) -> None:
     if response.status_code in expected:
         return
-    raise push_error(reference, f"{doing}: {_describe(response)}")
+    message = f"{doing}: {_describe(response)}"
+    if response.status_code >= 500 or response.status_code == 429:
+        raise _unavailable(reference, message)
+    raise push_error(reference, message)
+
+
+def _unavailable(reference: str, message: str) -> RegistryUnavailableError:
+    """A failure worth another try: no connection, a timeout, a 5xx or 429."""
+    error = push_error(reference, message)
+    if isinstance(error, RegistryUnavailableError):
+        return error
+    return RegistryUnavailableError(str(error))
 
 
 def _errors(response: httpx.Response) -> list[dict[str, Any]]:

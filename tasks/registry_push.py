@@ -20,6 +20,7 @@ early, deletes its upload session and stops; no tag is written.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import threading
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 
 import docker
 
-from flows.errors import EngineError, PushError, StepError
+from flows.errors import EngineError, PushError, RegistryUnavailableError, StepError
 from flows.report import PushedImage
 from tasks.blobcache import Blob, BlobCache
 from tasks.engine import Deadline, Event, RegistryAuth, tag_image
@@ -51,6 +52,8 @@ log = logging.getLogger(__name__)
 
 _MAX_AHEAD = 8  # blocks of one layer in the gzip pool at once: bounds memory
 _PROGRESS_EVERY = 0.5
+_ATTEMPTS = 3  # tries of one blob transfer when the registry is unavailable
+_RETRY_DELAY = 1.0  # seconds before the second try; doubled for each next
 _NO_MORE_TAGS = "no further tag was written"
 _CANCELLED = "freshflow stopped the upload and cancelled it at the registry"
 
@@ -407,7 +410,11 @@ class RegistryPusher:
         work: Callable[[_T, Callable[[], bool]], Blob],
         deadline: Deadline,
     ) -> dict[str, Blob]:
-        """Run `work` on each item, a few at once; the first failure stops the rest."""
+        """Run `work` on each item, a few at once; the first failure stops the rest.
+
+        An item whose registry is unavailable is tried again, up to
+        `_ATTEMPTS` times, after waits that double, while the deadline allows.
+        """
         if not items:
             return {}
         abort = threading.Event()
@@ -415,12 +422,36 @@ class RegistryPusher:
         def should_stop() -> bool:
             return abort.is_set() or deadline.expired()
 
+        def attempts(item: _T) -> Blob:
+            attempt = 1
+            while True:
+                try:
+                    return work(item, should_stop)
+                except RegistryUnavailableError as exc:
+                    delay = _RETRY_DELAY * 2 ** (attempt - 1)
+                    left = deadline.remaining()
+                    if attempt == _ATTEMPTS or (left is not None and left <= delay):
+                        raise
+                    attempt += 1
+                    log.warning(
+                        "%s; trying again in %gs (attempt %d of %d)",
+                        exc,
+                        delay,
+                        attempt,
+                        _ATTEMPTS,
+                    )
+                    if abort.wait(delay):
+                        raise
+
         done: dict[str, Blob] = {}
         errors: list[BaseException] = []
         workers = min(self._settings.concurrency, len(items))
         with ThreadPoolExecutor(workers, thread_name_prefix="freshflow-upload") as pool:
+            # Each upload runs in a copy of this thread's context, so its
+            # logs go to the task run it belongs to (`flows.runlogs`).
             futures = {
-                pool.submit(work, item, should_stop): key for key, item in items.items()
+                pool.submit(contextvars.copy_context().run, attempts, item): key
+                for key, item in items.items()
             }
             for future in as_completed(futures):
                 try:

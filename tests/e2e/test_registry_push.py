@@ -11,9 +11,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from uuid import UUID
 
 import docker
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.objects import Log
+from prefect.logging.handlers import APILogWorker
 
 from tests.e2e.conftest import CliResult
 from tests.support.images import build_test_image, remove_images
@@ -73,6 +78,17 @@ def pushed(result: CliResult, step: str = "push") -> dict[str, str]:
         ref.split("@")[0].rsplit(":", 1)[1]: ref.split("@")[1]
         for ref in steps[step]["pushed"]
     }
+
+
+def run_logs(flow_run_id: str) -> list[Log]:
+    """The logs Prefect keeps for a flow run."""
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        return client.read_logs(
+            log_filter=LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)])
+            )
+        )
 
 
 def manifest(registry: Registry, repository: str, tag: str) -> dict[str, object]:
@@ -259,3 +275,45 @@ def test_a_new_repository_mounts_the_layers_another_one_holds(
     assert registry.tags("team/copy") == ["v1"]
     assert pushed(second)["v1"] == pushed(first)["v1"]
     assert proxy.bytes_uploaded - before < 20_000  # mounts and a manifest
+
+
+def test_a_connection_cut_mid_upload_is_tried_again_and_the_push_succeeds(
+    freshflow, workspace, registry_factory, integrations, docker_client, base_image
+) -> None:
+    reference = f"freshflow-test/flaky:{time.time_ns()}"
+    build_test_image(docker_client, reference, reference, payload_bytes=3_000_000)
+    image_id = docker_client.images.get(reference).id
+    registry = registry_factory("flaky")
+    try:
+        with ThrottlingProxy(
+            "127.0.0.1", registry.port, bytes_per_second=1_000_000
+        ) as proxy:
+            integrations("flaky", registry, host=proxy.host)
+
+            def cut_once() -> None:
+                limit = time.monotonic() + 30
+                while proxy.bytes_uploaded < 500_000 and time.monotonic() < limit:
+                    time.sleep(0.02)
+                proxy.drop_connections()
+
+            threading.Thread(target=cut_once, daemon=True).start()
+            result = push(freshflow, workspace, reference, "v1", registry="flaky")
+            uploaded = proxy.bytes_uploaded
+    finally:
+        remove_images(docker_client, reference)
+
+    assert result.exit_code == 0, result.stderr + result.stdout
+    retries = [
+        log
+        for log in run_logs(str(result.json()["flow_run_id"]))
+        if "trying again in 1s (attempt 2 of 3)" in log.message
+    ]
+    assert retries  # in the Prefect UI, not only on the worker's console
+    assert all(log.task_run_id is not None for log in retries)
+    assert registry.tags("team/app") == ["v1"]
+    assert uploaded > 3_000_000 + 400_000  # the cut upload was sent again
+    pulled = docker_client.images.pull(f"{registry.host}/team/app:v1")
+    try:
+        assert pulled.id == image_id
+    finally:
+        remove_images(docker_client, f"{registry.host}/team/app:v1")
