@@ -14,10 +14,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
+from flows import redaction
 from tasks.engine import RegistryAuth
 from tasks.registry_transport import http_client
 
@@ -34,7 +35,7 @@ class TokenError(Exception):
 class _Grant:
     """How to authenticate for one scope, and until when."""
 
-    header: str
+    header: str = field(repr=False)  # holds the password or the token
     challenge: Mapping[str, str] | None = None  # a Bearer grant's, to renew it
     renew_at: float | None = None  # monotonic time
 
@@ -137,6 +138,7 @@ class Authorizer:
         if not token:
             msg = f"the token service {realm!r} returned no token"
             raise TokenError(msg)
+        redaction.register(str(token))
         renew_at = asked + max(lifetime - _TOKEN_MARGIN, lifetime / 2)
         return _Grant("Bearer " + str(token), dict(challenge), renew_at)
 
