@@ -80,6 +80,23 @@ def pushed(result: CliResult, step: str = "push") -> dict[str, str]:
     }
 
 
+def cut_after(proxy: ThrottlingProxy, uploaded: int, *, for_good: bool) -> None:
+    """Cut the proxy's connections once `uploaded` bytes went through.
+
+    `for_good` also refuses every later connection, as a registry that is gone.
+    """
+
+    def cut() -> None:
+        limit = time.monotonic() + 30
+        while proxy.bytes_uploaded < uploaded and time.monotonic() < limit:
+            time.sleep(0.02)
+        if for_good:
+            proxy.refuse()
+        proxy.drop_connections()
+
+    threading.Thread(target=cut, daemon=True).start()
+
+
 def run_logs(flow_run_id: str) -> list[Log]:
     """The logs Prefect keeps for a flow run."""
     APILogWorker.drain_all(timeout=10)
@@ -213,14 +230,7 @@ def test_a_registry_lost_mid_upload_fails_the_step_and_writes_no_tag(
         ) as proxy:
             integrations("lost", registry, host=proxy.host)
 
-            def cut_when_uploading() -> None:
-                limit = time.monotonic() + 30
-                while proxy.bytes_uploaded < 500_000 and time.monotonic() < limit:
-                    time.sleep(0.05)
-                proxy.refuse()
-                proxy.drop_connections()
-
-            threading.Thread(target=cut_when_uploading, daemon=True).start()
+            cut_after(proxy, 500_000, for_good=True)
             result = push(freshflow, workspace, reference, "v1", registry="lost")
     finally:
         remove_images(docker_client, reference)
@@ -290,13 +300,7 @@ def test_a_connection_cut_mid_upload_is_tried_again_and_the_push_succeeds(
         ) as proxy:
             integrations("flaky", registry, host=proxy.host)
 
-            def cut_once() -> None:
-                limit = time.monotonic() + 30
-                while proxy.bytes_uploaded < 500_000 and time.monotonic() < limit:
-                    time.sleep(0.02)
-                proxy.drop_connections()
-
-            threading.Thread(target=cut_once, daemon=True).start()
+            cut_after(proxy, 500_000, for_good=False)
             result = push(freshflow, workspace, reference, "v1", registry="flaky")
             uploaded = proxy.bytes_uploaded
     finally:
