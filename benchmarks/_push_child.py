@@ -71,25 +71,18 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     api = engine.connect()
     try:
-        if settings is not None:  # the registry API path, as a flow step runs it
-            pushed = make_pusher(api, settings).push(
-                args.image_id,
-                args.repository,
-                tags,
-                None,
-                engine.Deadline(None),
-                on_pushed=lambda image: None,
-            )
-            digests = [image.digest for image in pushed]
-        elif args.mode == "single":
+        if args.mode == "single" and settings is None:
             (tag,) = tags
             engine.tag_image(api, args.image_id, args.repository, tag)
             result = engine.push_image(
                 api, args.repository, tag, auth=None, deadline=engine.Deadline(None)
             )
             digests = [result.digest]
-        else:
-            pushed = EnginePusher(api).push(
+        else:  # the seam a flow step pushes through
+            pusher = (
+                EnginePusher(api) if settings is None else make_pusher(api, settings)
+            )
+            pushed = pusher.push(
                 args.image_id,
                 args.repository,
                 tags,
