@@ -16,6 +16,7 @@ import docker
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run, task_run
 
+from flows import redaction, runlogs
 from flows.errors import ImageNotFoundError, RegistryAuthError, StepError
 from flows.report import PushedImage, StepOutcome
 from flows.resolve import BuildSpecInput, PushSpec
@@ -31,6 +32,16 @@ from tasks.engine import RegistryAuth
 from tasks.pushing import Pusher, make_pusher
 from tasks.registry_push import Source
 from tasks.settings import push_settings
+
+
+def _prepare_logging() -> None:
+    """Module warnings to this run, secrets masked: in any process a step runs in.
+
+    The flow does the same, but with a Dask task runner a step runs in a
+    worker process the flow never set up.
+    """
+    runlogs.install()
+    redaction.install()
 
 
 def _run_id() -> str:
@@ -66,6 +77,7 @@ def push_step(
     spec: PushSpec, image_id: str | None, timeout: float | None, max_attempts: int = 1
 ) -> StepOutcome:
     """Push the candidate under every tag of the step; fail on the first error."""
+    _prepare_logging()
     logger = get_run_logger()
     started = time.time()
     spec = _push_for_attempt(spec, max_attempts)
@@ -170,6 +182,7 @@ def build_step(
     spec: BuildSpecInput, timeout: float | None, max_attempts: int = 1
 ) -> StepOutcome:
     """Build the image, tag it, and push it to the integration when asked."""
+    _prepare_logging()
     logger = get_run_logger()
     began = time.time()
     deadline = engine.Deadline(timeout, f"build step {spec.step!r}")
