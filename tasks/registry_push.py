@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -58,6 +58,7 @@ _NO_MORE_TAGS = "no further tag was written"
 _CANCELLED = "freshflow stopped the upload and cancelled it at the registry"
 
 _T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -266,23 +267,17 @@ class RegistryPusher:
         deadline: Deadline,
         reference: str,
     ) -> None:
-        missing: list[Blob] = []
-        for blob in dict.fromkeys(blobs):
-            if client.has_blob(path, blob.digest, reference):
-                self._event(
-                    {"id": _short(blob.digest), "status": "Layer already exists"}
-                )
-            elif source is client and client.mount_blob(
-                path, blob.digest, origin.repository, reference
-            ):
-                self._event(
-                    {
-                        "id": _short(blob.digest),
-                        "status": f"Mounted from {origin.repository}",
-                    }
-                )
-            else:
-                missing.append(blob)
+        unique = list(dict.fromkeys(blobs))
+        places = self._cache.places(client.host, [b.digest for b in unique])
+        if source is client:  # the origin's repository holds them all
+            places.update({b.digest: origin.repository for b in unique})
+        there = self._each(
+            unique,
+            lambda blob: self._reuse(
+                client, path, blob.digest, blob.digest, places, reference
+            ),
+        )
+        missing = [b for b, ok in zip(unique, there, strict=True) if not ok]
 
         def copy(blob: Blob, should_stop: Callable[[], bool]) -> Blob:
             progress = self._progress(blob.digest)
@@ -320,16 +315,20 @@ class RegistryPusher:
         places = self._cache.places(
             client.host, [b.digest for b in known.values()] + [image_id]
         )
-        present: dict[str, Blob] = {}
-        for diff_id in dict.fromkeys(diff_ids):
-            blob = known.get(diff_id)
-            if blob is not None and self._reuse(
-                client, path, blob.digest, diff_id, places, reference
-            ):
-                present[diff_id] = blob
-        config_there = config_size is not None and self._reuse(
-            client, path, image_id, image_id, places, reference
+        # Asked a few at once: against a distant registry each answer is a
+        # round trip, and an image may have dozens of layers.
+        checks = [(known[d].digest, d) for d in dict.fromkeys(diff_ids) if d in known]
+        if config_size is not None:
+            checks.append((image_id, image_id))
+        found = self._each(
+            checks,
+            lambda check: self._reuse(
+                client, path, check[0], check[1], places, reference
+            ),
         )
+        there = {label: ok for (_, label), ok in zip(checks, found, strict=True)}
+        present = {d: known[d] for d in known if there.get(d)}
+        config_there = there.get(image_id, False)
         missing = [d for d in dict.fromkeys(diff_ids) if d not in present]
         if config_size is not None and config_there and not missing:
             return config_size, [present[d] for d in diff_ids]
@@ -375,6 +374,22 @@ class RegistryPusher:
             self._event({"id": _short(label), "status": f"Mounted from {source}"})
             return True
         return False
+
+    def _each(self, items: Sequence[_T], work: Callable[[_T], _R]) -> list[_R]:
+        """`work` on every item, a few at once, results in order.
+
+        Each runs in a copy of this thread's context, so its logs go to the
+        task run it belongs to (`flows.runlogs`).
+        """
+        if not items:
+            return []
+        workers = min(self._settings.concurrency, len(items))
+        with ThreadPoolExecutor(workers, thread_name_prefix="freshflow-check") as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, work, item)
+                for item in items
+            ]
+            return [future.result() for future in futures]
 
     def _upload(
         self,
