@@ -6,10 +6,10 @@ here).  It lets go of the GIL while it compresses, so blocks handed to
 threads are compressed in parallel.  Each block becomes raw deflate data
 primed with the last 32 KiB of the block before it (the way pigz does it)
 and ended with a sync flush, so the blocks laid end to end are one deflate
-stream; a final empty block closes it.  A gzip header with no name and mtime 0 in front and
-the CRC-32 and length behind make a gzip member whose bytes depend only on
-the input, the level, the block size and the zlib-ng release: the same
-layer always gets the same digest from one installation.
+stream; a final empty block closes it.  A gzip header with no name and
+mtime 0 in front and the CRC-32 and length behind make a gzip member whose
+bytes depend only on the input, the level, the block size and the zlib-ng
+release: the same layer always gets the same digest from one installation.
 """
 
 from __future__ import annotations

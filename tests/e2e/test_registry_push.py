@@ -49,6 +49,15 @@ def payload_image(docker_client: docker.DockerClient, base_image: str) -> Iterat
 
 
 @pytest.fixture
+def big_image(docker_client: docker.DockerClient, base_image: str) -> Iterator[str]:
+    """A local image with a 3 MB incompressible layer; yields its reference."""
+    reference = f"freshflow-test/big:{time.time_ns()}"
+    build_test_image(docker_client, reference, reference, payload_bytes=3_000_000)
+    yield reference
+    remove_images(docker_client, reference)
+
+
+@pytest.fixture
 def counted(
     registry_factory, integrations
 ) -> Iterator[tuple[Registry, ThrottlingProxy]]:
@@ -219,21 +228,13 @@ def test_a_bad_push_setting_is_named(
 
 
 def test_a_registry_lost_mid_upload_fails_the_step_and_writes_no_tag(
-    freshflow, workspace, registry_factory, integrations, docker_client, base_image
+    freshflow, workspace, registry_factory, integrations, big_image
 ) -> None:
-    reference = f"freshflow-test/big:{time.time_ns()}"
-    build_test_image(docker_client, reference, reference, payload_bytes=3_000_000)
     registry = registry_factory("lost")
-    try:
-        with ThrottlingProxy(
-            "127.0.0.1", registry.port, bytes_per_second=300_000
-        ) as proxy:
-            integrations("lost", registry, host=proxy.host)
-
-            cut_after(proxy, 500_000, for_good=True)
-            result = push(freshflow, workspace, reference, "v1", registry="lost")
-    finally:
-        remove_images(docker_client, reference)
+    with ThrottlingProxy("127.0.0.1", registry.port, bytes_per_second=300_000) as proxy:
+        integrations("lost", registry, host=proxy.host)
+        cut_after(proxy, 500_000, for_good=True)
+        result = push(freshflow, workspace, big_image, "v1", registry="lost")
 
     assert result.exit_code == 1
     step = result.json()["steps"]["push"]  # type: ignore[index]
@@ -288,23 +289,18 @@ def test_a_new_repository_mounts_the_layers_another_one_holds(
 
 
 def test_a_connection_cut_mid_upload_is_tried_again_and_the_push_succeeds(
-    freshflow, workspace, registry_factory, integrations, docker_client, base_image
+    freshflow, workspace, registry_factory, integrations, docker_client, big_image
 ) -> None:
-    reference = f"freshflow-test/flaky:{time.time_ns()}"
-    build_test_image(docker_client, reference, reference, payload_bytes=3_000_000)
-    image_id = docker_client.images.get(reference).id
+    image_id = docker_client.images.get(big_image).id
     registry = registry_factory("flaky")
-    try:
-        with ThrottlingProxy(
-            "127.0.0.1", registry.port, bytes_per_second=1_000_000
-        ) as proxy:
-            integrations("flaky", registry, host=proxy.host)
-
-            cut_after(proxy, 500_000, for_good=False)
-            result = push(freshflow, workspace, reference, "v1", registry="flaky")
-            uploaded = proxy.bytes_uploaded
-    finally:
-        remove_images(docker_client, reference)
+    with ThrottlingProxy(
+        "127.0.0.1", registry.port, bytes_per_second=1_000_000
+    ) as proxy:
+        integrations("flaky", registry, host=proxy.host)
+        cut_after(proxy, 500_000, for_good=False)
+        result = push(freshflow, workspace, big_image, "v1", registry="flaky")
+        uploaded = proxy.bytes_uploaded
+    remove_images(docker_client, big_image)  # so the pull below fetches it
 
     assert result.exit_code == 0, result.stderr + result.stdout
     retries = [
